@@ -1,0 +1,28 @@
+"""The conversation: engine, store, settings, adapters and the CLI."""
+
+from bot.config import Settings, load_settings
+from bot.engine import Command, Context, Engine
+from bot.errors import LadderError, NotAvailableYet
+from bot.messages import Attachment, Choice, Choices, File, Image, Progress, Reply, Table, Text, Turn
+from bot.store import Store
+
+__all__ = [
+    "Attachment",
+    "Choice",
+    "Choices",
+    "Command",
+    "Context",
+    "Engine",
+    "File",
+    "Image",
+    "LadderError",
+    "NotAvailableYet",
+    "Progress",
+    "Reply",
+    "Settings",
+    "Store",
+    "Table",
+    "Text",
+    "Turn",
+    "load_settings",
+]

@@ -1,0 +1,108 @@
+"""Settings: every field is a `LADDER_*` environment variable, also read from a `.env` file.
+
+The README's settings table is checked against this model by tests, so add help text to each
+field you add. Secrets are `SecretStr`: they print as `**********` and never reach logs or chat.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Ladder's resolved configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LADDER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    home: Path = Field(
+        Path(".ladder"),
+        description="Folder that holds all state: the SQLite store, Chroma, adapters and logs.",
+    )
+    log_level: str = Field(
+        "INFO",
+        description="Log level for the log file under LADDER_HOME/logs (DEBUG, INFO, WARNING, ERROR).",
+    )
+    user: str | None = Field(
+        None,
+        description="Who you are in `ladder chat` and the CLI; defaults to your login name.",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        None, description="Slack bot token (xoxb-...). Secret: never printed or logged."
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Slack signing secret used to verify requests. Secret."
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, description="Slack app-level token (xapp-...) for Socket Mode. Secret."
+    )
+    discord_token: SecretStr | None = Field(
+        None, description="Discord bot token. Secret: never printed or logged."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError(f"unknown log level {value!r}; use DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @property
+    def db_path(self) -> Path:
+        """Path of the SQLite store inside `home`."""
+        return self.home / "ladder.db"
+
+    @property
+    def log_path(self) -> Path:
+        """Path of the log file inside `home`."""
+        return self.home / "logs" / "ladder.log"
+
+    def secret_values(self) -> list[str]:
+        """Return the plain values of every configured secret, for log redaction."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
+
+    def public_view(self) -> dict[str, object]:
+        """Return every setting as plain JSON-able values, with secrets masked."""
+        view: dict[str, object] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                view[name] = "**********" if value.get_secret_value() else None
+            elif isinstance(value, Path):
+                view[name] = str(value)
+            else:
+                view[name] = value
+        return view
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Return settings from the environment and `.env`, with `overrides` on top.
+
+    Raises LadderError when a value does not validate, naming the variable and the fix.
+    """
+    from pydantic import ValidationError
+
+    from bot.errors import LadderError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise LadderError(
+            f"setting LADDER_{field.upper()} is invalid ({first['msg']}); fix it in the "
+            "environment or .env"
+        ) from None

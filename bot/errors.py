@@ -1,0 +1,28 @@
+"""The one user-facing error type.
+
+Raise `LadderError("what went wrong; how to fix it")` anywhere. Only the edges (CLI, terminal
+chat, Slack, Discord) turn it into a message; every other exception is logged and shown as a
+generic message, never as raw exception text.
+"""
+
+
+class LadderError(Exception):
+    """A problem the user can act on. The message names the problem and the fix."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotAvailableYet(LadderError):
+    """A capability from the roadmap that has not landed; the CLI exits 2 for it."""
+
+    def __init__(self, capability: str):
+        super().__init__(
+            f"{capability} is not available yet in this version of Ladder; "
+            "see `ladder --help` for what works today"
+        )
+        self.capability = capability

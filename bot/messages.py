@@ -1,0 +1,146 @@
+"""The neutral message vocabulary: a `Turn` goes into the engine, `Reply` objects come out.
+
+Adapters (terminal, Slack, Discord) translate platform payloads into a `Turn` and render each
+`Reply`; they hold no business logic. Button ids are stable and resolved from SQLite by the
+engine, so a button keeps working after a restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Union
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file the user attached; adapters download it to a local path first."""
+
+    name: str
+    path: Path
+    size: int
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One user message or button press.
+
+    `place` identifies the chat place (for example `slack:C123:1700000000.1` for a thread) and is
+    what projects are linked to. `event_id`, when the platform gives one, dedupes retries.
+    """
+
+    user: str
+    place: str
+    text: str = ""
+    action: str | None = None
+    files: tuple[Attachment, ...] = ()
+    platform: str = "terminal"
+    event_id: str | None = None
+
+
+Tone = Literal["info", "success", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Text:
+    """A paragraph of Markdown (`**bold**`, `` `code` ``); adapters convert it per platform."""
+
+    text: str
+    tone: Tone = "info"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One button. `id` is a stable action id stored in SQLite."""
+
+    id: str
+    label: str
+    style: Literal["default", "primary", "danger"] = "default"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A prompt with buttons (numbered choices in the terminal)."""
+
+    prompt: str
+    options: tuple[Choice, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small table; every row has one cell per column."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image file (a loss curve, a chart) with alt text for platforms that cannot show it."""
+
+    path: Path
+    alt: str
+
+
+@dataclass(frozen=True)
+class File:
+    """A file to hand back to the user (a cleaned dataset, an export)."""
+
+    path: Path
+    name: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress line, edited in place by every later `Progress` with the same `key`."""
+
+    key: str
+    text: str
+    current: int = 0
+    total: int | None = None
+    done: bool = False
+
+    @property
+    def fraction(self) -> float | None:
+        """Return progress in [0, 1], or None when the total is unknown."""
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.current / self.total))
+
+
+Reply = Union[Text, Choices, Table, Image, File, Progress]
+
+__all__ = [
+    "Attachment",
+    "Choice",
+    "Choices",
+    "File",
+    "Image",
+    "Progress",
+    "Reply",
+    "Table",
+    "Text",
+    "Turn",
+]
+
+
+def reply_text(replies: list[Reply]) -> str:
+    """Return a plain-text digest of `replies`, used for the conversation log and tests."""
+    parts: list[str] = []
+    for reply in replies:
+        if isinstance(reply, Text):
+            parts.append(reply.text)
+        elif isinstance(reply, Choices):
+            parts.append(reply.prompt + " " + " | ".join(o.label for o in reply.options))
+        elif isinstance(reply, Table):
+            lines = [" | ".join(reply.columns)] + [" | ".join(row) for row in reply.rows]
+            parts.append((reply.title + "\n" if reply.title else "") + "\n".join(lines))
+        elif isinstance(reply, Image):
+            parts.append(f"[image: {reply.alt}]")
+        elif isinstance(reply, File):
+            parts.append(f"[file: {reply.name}]")
+        elif isinstance(reply, Progress):
+            parts.append(reply.text)
+    return "\n".join(parts)

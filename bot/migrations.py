@@ -1,0 +1,267 @@
+"""Named, numbered schema migrations. The schema changes only here.
+
+Each migration is a function `mNNN_description(db)`, applied once, in order, inside a
+transaction, and recorded in `_migrations`. Never edit a migration that has landed; add a new
+one. `tests/test_store.py` applies them to a blank database and checks the columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register `fn` as the next migration; its name must be `m<number>_<what>`."""
+    number = int(fn.__name__.split("_", 1)[0].lstrip("m"))
+    if MIGRATIONS:
+        previous = int(MIGRATIONS[-1].__name__.split("_", 1)[0].lstrip("m"))
+        assert number == previous + 1, f"migration {fn.__name__} is out of order"
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Projects and the places they live in, the conversation, buttons and the audit log,
+    plus the tables later capabilities fill: interview answers, documents, datasets, jobs,
+    adapters, battles and votes."""
+    db["projects"].create(
+        {
+            "id": int,
+            "name": str,
+            "description": str,
+            "home_place": str,  # the channel/thread where the project was created
+            "created_by": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"name", "created_at"},
+    )
+    db["projects"].create_index(["name"], unique=True)
+
+    # Which project a chat place (channel, thread, terminal) is currently working on.
+    db["places"].create(
+        {"place": str, "project_id": int, "updated_at": str},
+        pk="place",
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+
+    db["turns"].create(
+        {
+            "id": int,
+            "place": str,
+            "project_id": int,
+            "user": str,
+            "role": str,  # "user" for what people said, "bot" for a digest of the replies
+            "platform": str,
+            "text": str,
+            "action": str,
+            "event_id": str,  # platform event id, unique, so retries are dropped
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db["turns"].create_index(["event_id"], unique=True)
+    db["turns"].create_index(["place", "id"])
+
+    # Stable button ids: adapters only carry the id; the engine resolves it here after restarts.
+    db["actions"].create(
+        {
+            "id": str,
+            "kind": str,
+            "payload": str,  # JSON
+            "project_id": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+
+    db["interview_answers"].create(
+        {
+            "project_id": int,
+            "question_id": str,
+            "value": str,  # JSON
+            "answered_by": str,
+            "answered_at": str,
+        },
+        pk=("project_id", "question_id"),
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+
+    db["documents"].create(
+        {
+            "id": int,
+            "project_id": int,
+            "source": str,
+            "content_hash": str,
+            "size_bytes": int,
+            "chunks": int,
+            "embedder": str,
+            "ingested_by": str,
+            "ingested_at": str,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db["documents"].create_index(["project_id", "source"], unique=True)
+
+    db["datasets"].create(
+        {
+            "id": int,
+            "project_id": int,
+            "name": str,
+            "path": str,
+            "sha256": str,
+            "format": str,
+            "rows": int,
+            "valid_rows": int,
+            "report": str,  # JSON from the dataset doctor
+            "created_by": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+
+    db["jobs"].create(
+        {
+            "id": int,
+            "project_id": int,
+            "dataset_id": int,
+            "name": str,
+            "status": str,  # queued | running | succeeded | failed | cancelled
+            "method": str,
+            "base_model": str,
+            "config": str,  # JSON, the resolved recipe config
+            "progress": str,  # JSON: step, total, loss, val_loss, tokens_per_s, eta_s
+            "metrics": str,  # JSON: train_loss and val_loss series
+            "error": str,
+            "place": str,  # where to report progress
+            "created_by": str,
+            "created_at": str,
+            "started_at": str,
+            "finished_at": str,
+            "worker_pid": int,
+            "heartbeat_at": str,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id"), ("dataset_id", "datasets", "id")],
+    )
+    db["jobs"].create_index(["status"])
+
+    db["adapters"].create(
+        {
+            "id": int,
+            "project_id": int,
+            "job_id": int,
+            "name": str,
+            "base_model": str,
+            "method": str,
+            "path": str,
+            "metrics": str,  # JSON
+            "created_by": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id"), ("job_id", "jobs", "id")],
+    )
+    db["adapters"].create_index(["project_id", "name"], unique=True)
+
+    db["battles"].create(
+        {
+            "id": str,
+            "project_id": int,
+            "prompt": str,
+            "variant_a": str,
+            "variant_b": str,
+            "answer_a": str,
+            "answer_b": str,
+            "latency_a_ms": float,
+            "latency_b_ms": float,
+            "place": str,
+            "created_by": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+
+    db["votes"].create(
+        {
+            "battle_id": str,
+            "user": str,
+            "winner": str,  # a | b | tie | bad
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk=("battle_id", "user"),
+        foreign_keys=[("battle_id", "battles", "id")],
+    )
+
+    # Who launched or cancelled what: GPU time is spent on someone's authority.
+    db["audit"].create(
+        {
+            "id": int,
+            "at": str,
+            "user": str,
+            "action": str,
+            "project_id": int,
+            "subject": str,
+            "detail": str,  # JSON
+        },
+        pk="id",
+    )
+
+
+def now() -> str:
+    """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """Run a block of writes as one transaction that takes the write lock up front.
+
+    A deferred BEGIN that reads and then writes fails at once with "database is locked" when
+    another connection committed in between (WAL snapshots cannot be upgraded); BEGIN IMMEDIATE
+    waits for the lock instead. Inside, `db.atomic()` nests as a savepoint.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        with db.atomic():
+            yield db
+    except BaseException:
+        db.rollback()
+        raise
+    db.execute("COMMIT")
+
+
+def apply_migrations(db: sqlite_utils.Database) -> list[str]:
+    """Apply every migration not yet recorded in `db`; return the names applied now.
+
+    All pending migrations run in one transaction that holds the write lock from the start, so
+    two processes starting at once cannot both apply one, and a failure applies none.
+    """
+    with write_transaction(db):
+        db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        done = {row[0] for row in db.execute("SELECT name FROM _migrations").fetchall()}
+        applied = []
+        for fn in MIGRATIONS:
+            if fn.__name__ not in done:
+                fn(db)
+                db["_migrations"].insert({"name": fn.__name__, "applied_at": now()})
+                applied.append(fn.__name__)
+    return applied

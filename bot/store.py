@@ -1,0 +1,272 @@
+"""The SQLite store: one file under LADDER_HOME, WAL mode, one connection per thread.
+
+Every write goes through `db.atomic()` so a failure leaves nothing half-written. The schema is
+created at start-up by the named migrations in `bot.migrations`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+import threading
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from bot.errors import LadderError
+from bot.migrations import apply_migrations, now, write_transaction
+
+# Project names double as Chroma collection names later: 3-63 chars, start and end alphanumeric.
+PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]$")
+
+
+class Store:
+    """Ladder's state. Safe to share between threads: each thread gets its own connection."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        db = self.db
+        if db.journal_mode != "wal":
+            db.enable_wal()
+        self.applied_migrations = apply_migrations(db)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """Return this thread's database handle, opening it on first use."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 30000")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+            with self._lock:
+                self._connections.append(conn)
+        return db
+
+    def close(self) -> None:
+        """Close every connection this store opened, in any thread."""
+        with self._lock:
+            for conn in self._connections:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass  # opened in a thread that has already gone
+            self._connections.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite_utils.Database]:
+        """Run a block of writes as one transaction on this thread's connection.
+
+        The write lock is taken up front (BEGIN IMMEDIATE) so concurrent writers wait their turn
+        instead of failing; the block itself runs inside `db.atomic()`.
+        """
+        with write_transaction(self.db) as db:
+            yield db
+
+    # -- projects and places ---------------------------------------------------------------
+
+    def create_project(
+        self, name: str, user: str, place: str | None = None, description: str = ""
+    ) -> dict[str, Any]:
+        """Create project `name`, link it to `place`, and return its row.
+
+        Raises LadderError when the name is invalid or already taken.
+        """
+        if not PROJECT_NAME.match(name):
+            raise LadderError(
+                f"project name {name!r} is not valid; use 3-63 letters, digits, '-' or '_', "
+                "starting and ending with a letter or digit"
+            )
+        if self.get_project(name) is not None:
+            raise LadderError(f"project {name!r} already exists; switch to it with `use {name}`")
+        with self.atomic() as db:
+            project_id = (
+                db["projects"]
+                .insert(
+                    {
+                        "name": name,
+                        "description": description,
+                        "home_place": place,
+                        "created_by": user,
+                        "created_at": now(),
+                    }
+                )
+                .last_pk
+            )
+            if place:
+                self._bind(db, place, project_id)
+            self._audit(db, user, "project.create", project_id, name, {"place": place})
+        return self.project_by_id(project_id)
+
+    def get_project(self, name: str) -> dict[str, Any] | None:
+        """Return the project row named `name`, or None."""
+        rows = list(self.db["projects"].rows_where("name = ?", [name], limit=1))
+        return rows[0] if rows else None
+
+    def require_project(self, name: str) -> dict[str, Any]:
+        """Return the project named `name`; raise LadderError naming the known ones if absent."""
+        project = self.get_project(name)
+        if project is None:
+            known = ", ".join(p["name"] for p in self.list_projects()) or "none yet"
+            raise LadderError(
+                f"no project named {name!r} (known: {known}); create it with `new {name}`"
+            )
+        return project
+
+    def project_by_id(self, project_id: int) -> dict[str, Any]:
+        """Return the project row with `project_id`."""
+        return self.db["projects"].get(project_id)
+
+    def list_projects(self) -> list[dict[str, Any]]:
+        """Return every project, oldest first."""
+        return list(self.db["projects"].rows_where(order_by="id"))
+
+    def bind_place(self, place: str, project_id: int, user: str) -> None:
+        """Make `project_id` the current project of chat place `place`."""
+        with self.atomic() as db:
+            self._bind(db, place, project_id)
+            self._audit(db, user, "project.use", project_id, place, {})
+
+    def project_for_place(self, place: str) -> dict[str, Any] | None:
+        """Return the project currently linked to `place`, or None."""
+        rows = list(
+            self.db.query(
+                "SELECT projects.* FROM places JOIN projects ON projects.id = places.project_id "
+                "WHERE places.place = ?",
+                [place],
+            )
+        )
+        return rows[0] if rows else None
+
+    @staticmethod
+    def _bind(db: sqlite_utils.Database, place: str, project_id: int) -> None:
+        db["places"].upsert({"place": place, "project_id": project_id, "updated_at": now()}, pk="place")
+
+    # -- conversation ----------------------------------------------------------------------
+
+    def record_turn(
+        self,
+        *,
+        place: str,
+        user: str,
+        role: str,
+        text: str,
+        platform: str,
+        project_id: int | None = None,
+        action: str | None = None,
+        event_id: str | None = None,
+    ) -> bool:
+        """Append one turn of the conversation; return False when `event_id` was already seen.
+
+        A platform retry carries the same event id, so False means "already handled, drop it".
+        """
+        try:
+            with self.atomic() as db:
+                db["turns"].insert(
+                    {
+                        "place": place,
+                        "project_id": project_id,
+                        "user": user,
+                        "role": role,
+                        "platform": platform,
+                        "text": text,
+                        "action": action,
+                        "event_id": event_id,
+                        "created_at": now(),
+                    }
+                )
+        except sqlite3.IntegrityError:
+            if event_id is not None and self._event_seen(event_id):
+                return False
+            raise
+        return True
+
+    def _event_seen(self, event_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM turns WHERE event_id = ?", [event_id]).fetchone() is not None
+
+    def recent_turns(self, place: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Return the last `limit` turns in `place`, oldest first."""
+        rows = list(
+            self.db["turns"].rows_where("place = ?", [place], order_by="id desc", limit=limit)
+        )
+        return rows[::-1]
+
+    # -- buttons -------------------------------------------------------------------------
+
+    def create_action(self, kind: str, payload: dict[str, Any], project_id: int | None = None) -> str:
+        """Store a button's meaning and return its stable id (safe to put in a custom id)."""
+        action_id = "a" + secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
+        with self.atomic() as db:
+            db["actions"].insert(
+                {
+                    "id": action_id,
+                    "kind": kind,
+                    "payload": json.dumps(payload, sort_keys=True),
+                    "project_id": project_id,
+                    "created_at": now(),
+                }
+            )
+        return action_id
+
+    def resolve_action(self, action_id: str) -> dict[str, Any] | None:
+        """Return the button `action_id` as {kind, payload, project_id}, or None if unknown."""
+        row = self.db.execute(
+            "SELECT kind, payload, project_id FROM actions WHERE id = ?", [action_id]
+        ).fetchone()
+        if row is None:
+            return None
+        return {"kind": row[0], "payload": json.loads(row[1]), "project_id": row[2]}
+
+    # -- audit and counts ------------------------------------------------------------------
+
+    def audit(
+        self, user: str, action: str, project_id: int | None, subject: str, detail: dict | None = None
+    ) -> None:
+        """Record that `user` did `action` to `subject`."""
+        with self.atomic() as db:
+            self._audit(db, user, action, project_id, subject, detail or {})
+
+    @staticmethod
+    def _audit(
+        db: sqlite_utils.Database,
+        user: str,
+        action: str,
+        project_id: int | None,
+        subject: str,
+        detail: dict,
+    ) -> None:
+        db["audit"].insert(
+            {
+                "at": now(),
+                "user": user,
+                "action": action,
+                "project_id": project_id,
+                "subject": subject,
+                "detail": json.dumps(detail, sort_keys=True),
+            }
+        )
+
+    def audit_log(self, project_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Return the newest `limit` audit entries, optionally for one project."""
+        where, args = ("project_id = ?", [project_id]) if project_id is not None else (None, [])
+        return list(self.db["audit"].rows_where(where, args, order_by="id desc", limit=limit))
+
+    def counts(self, project_id: int) -> dict[str, int]:
+        """Return how many documents, datasets, jobs, adapters and battles a project has."""
+        counts = {}
+        for table in ("interview_answers", "documents", "datasets", "jobs", "adapters", "battles"):
+            counts[table] = self.db.execute(
+                f"SELECT count(*) FROM {table} WHERE project_id = ?", [project_id]
+            ).fetchone()[0]
+        return counts

@@ -1,0 +1,1 @@
+"""Documents to chunks to embeddings to Chroma: ingest, retrieval, answers and evaluation."""

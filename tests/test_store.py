@@ -1,0 +1,140 @@
+"""The store: migrations on a blank database, WAL, atomic writes, restarts and threads."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+import sqlite_utils
+
+from bot.errors import LadderError
+from bot.migrations import MIGRATIONS, apply_migrations
+from bot.store import Store
+
+EXPECTED_COLUMNS = {
+    "projects": {"id", "name", "description", "home_place", "created_by", "created_at"},
+    "places": {"place", "project_id", "updated_at"},
+    "turns": {"id", "place", "project_id", "user", "role", "platform", "text", "action", "event_id", "created_at"},
+    "actions": {"id", "kind", "payload", "project_id", "created_at"},
+    "interview_answers": {"project_id", "question_id", "value", "answered_by", "answered_at"},
+    "documents": {"id", "project_id", "source", "content_hash", "size_bytes", "chunks", "embedder", "ingested_by", "ingested_at"},
+    "datasets": {"id", "project_id", "name", "path", "sha256", "format", "rows", "valid_rows", "report", "created_by", "created_at"},
+    "jobs": {
+        "id", "project_id", "dataset_id", "name", "status", "method", "base_model", "config", "progress",
+        "metrics", "error", "place", "created_by", "created_at", "started_at", "finished_at", "worker_pid",
+        "heartbeat_at",
+    },
+    "adapters": {"id", "project_id", "job_id", "name", "base_model", "method", "path", "metrics", "created_by", "created_at"},
+    "battles": {
+        "id", "project_id", "prompt", "variant_a", "variant_b", "answer_a", "answer_b", "latency_a_ms",
+        "latency_b_ms", "place", "created_by", "created_at",
+    },
+    "votes": {"battle_id", "user", "winner", "created_at", "updated_at"},
+    "audit": {"id", "at", "user", "action", "project_id", "subject", "detail"},
+}
+
+
+def test_migrations_on_a_blank_database_create_every_table(tmp_path):
+    db = sqlite_utils.Database(tmp_path / "blank.db")
+    applied = apply_migrations(db)
+    assert applied == [fn.__name__ for fn in MIGRATIONS]
+    assert applied[0] == "m001_initial"
+    for table, columns in EXPECTED_COLUMNS.items():
+        assert set(db[table].columns_dict) >= columns, table
+    assert db["projects"].pks == ["id"]
+    assert db["interview_answers"].pks == ["project_id", "question_id"]
+    assert db["votes"].pks == ["battle_id", "user"]
+    # Applying again is a no-op, and the record says what ran.
+    assert apply_migrations(db) == []
+    assert [r["name"] for r in db["_migrations"].rows] == applied
+
+
+def test_a_failing_migration_applies_nothing(tmp_path, monkeypatch):
+    def m999_broken(db):
+        db["half"].create({"id": int}, pk="id")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, m999_broken])
+    db = sqlite_utils.Database(tmp_path / "x.db")
+    with pytest.raises(RuntimeError):
+        apply_migrations(db)
+    assert "half" not in db.table_names()
+    assert "projects" not in db.table_names()
+
+
+def test_store_opens_in_wal_mode_and_survives_restart(settings):
+    store = Store(settings.db_path)
+    assert store.db.journal_mode == "wal"
+    project = store.create_project("support-bot", "ana", "terminal:ana", "refund questions")
+    button = store.create_action("command", {"text": "status"}, project["id"])
+    store.close()
+
+    reopened = Store(settings.db_path)
+    assert reopened.applied_migrations == []
+    assert reopened.project_for_place("terminal:ana")["name"] == "support-bot"
+    assert reopened.resolve_action(button) == {
+        "kind": "command",
+        "payload": {"text": "status"},
+        "project_id": project["id"],
+    }
+    assert reopened.audit_log(project["id"])[0]["action"] == "project.create"
+    reopened.close()
+
+
+def test_project_names_are_validated_and_unique(store):
+    store.create_project("abc", "ana")
+    with pytest.raises(LadderError, match="already exists; switch to it with `use abc`"):
+        store.create_project("abc", "bo")
+    for bad in ["ab", "-abc", "has space", "x" * 64, "semi;colon"]:
+        with pytest.raises(LadderError, match="is not valid"):
+            store.create_project(bad, "ana")
+    with pytest.raises(LadderError, match=r"no project named 'nope' \(known: abc\)"):
+        store.require_project("nope")
+
+
+def test_atomic_block_rolls_back_every_write(store):
+    with pytest.raises(RuntimeError):
+        with store.atomic() as db:
+            db["projects"].insert({"name": "ghost", "created_at": "now"})
+            db["audit"].insert({"at": "now", "user": "x", "action": "y", "subject": "z", "detail": "{}"})
+            raise RuntimeError("crash mid-write")
+    assert store.get_project("ghost") is None
+    assert store.audit_log() == []
+
+
+def test_retried_events_are_recorded_once(store):
+    kwargs = dict(place="slack:C1", user="U1", role="user", text="help", platform="slack")
+    assert store.record_turn(event_id="Ev1", **kwargs) is True
+    assert store.record_turn(event_id="Ev1", **kwargs) is False
+    assert store.record_turn(**kwargs) is True  # no event id: never deduped
+    assert store.record_turn(**kwargs) is True
+    assert len(store.recent_turns("slack:C1")) == 3
+
+
+def test_each_thread_gets_its_own_connection_and_writes_all_land(store):
+    connections, errors = set(), []
+
+    def worker(n: int) -> None:
+        try:
+            connections.add(id(store.db.conn))
+            for i in range(25):
+                store.record_turn(place=f"p{n}", user="u", role="user", text=str(i), platform="t")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(connections) == 4
+    total = store.db.execute("select count(*) from turns").fetchone()[0]
+    assert total == 100
+
+
+def test_foreign_keys_are_enforced(store):
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.atomic() as db:
+            db["places"].insert({"place": "x", "project_id": 999, "updated_at": "now"})

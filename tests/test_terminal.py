@@ -1,0 +1,100 @@
+"""`ladder chat` driven through stdin, in-process and as a real piped subprocess."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+from rich.console import Console
+
+from bot.messages import Progress, Text
+from bot.terminal import TerminalChat
+
+
+def run_chat(engine, script: str, width: int = 140) -> str:
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=False, color_system=None)
+    TerminalChat(engine, "ana", "terminal:ana", console=console, stdin=io.StringIO(script)).run()
+    return out.getvalue()
+
+
+def test_help_new_and_a_numbered_choice(engine, store):
+    output = run_chat(engine, "help\nnew demo\n2\nquit\nstatus\n")
+    assert "Capabilities" in output and "interview" in output
+    assert "Created project demo" in output
+    # The "What next?" buttons are numbered; 2 is "Show status".
+    assert "1) Start the interview" in output and "2) Show status" in output
+    assert "Project demo" in output and "interview answers" in output
+    # Nothing after quit runs.
+    assert output.count("Project demo") == 1
+    assert "ladder[demo]> 2" in output
+
+
+def test_numbers_only_pick_choices_when_choices_are_showing(engine):
+    output = run_chat(engine, "7\n")
+    assert "I don't know the command 7" in output
+
+
+def test_at_paths_become_attachments(engine, tmp_path):
+    seen = []
+    doc = tmp_path / "notes.md"
+    doc.write_text("# Notes\nhello")
+
+    from bot.engine import Command
+
+    def capture(ctx):
+        seen.append(ctx.turn.files)
+        return [Text(f"got {len(ctx.turn.files)} file(s); text={ctx.turn.text!r}")]
+
+    engine.add_command(Command("upload", "upload", "Test upload", "Projects", capture))
+    output = run_chat(engine, f"upload @{doc}\nupload @{tmp_path / 'missing.txt'}\n")
+    assert "got 1 file(s); text='upload'" in output
+    assert seen[0][0].name == "notes.md" and seen[0][0].size == doc.stat().st_size
+    assert "No such file" in output and len(seen) == 1
+
+
+def test_progress_prints_milestones_when_piped(engine):
+    from bot.engine import Command
+
+    def slow(ctx):
+        for i in range(0, 101, 5):
+            yield Progress("ingest", f"ingested {i}/100 files", i, 100, done=i == 100)
+        yield Text("all done")
+
+    engine.add_command(Command("slow", "slow", "Slow work", "Projects", slow))
+    output = run_chat(engine, "slow\n")
+    lines = [l for l in output.splitlines() if "ingested" in l]
+    assert lines[0].endswith("ingested 0/100 files")
+    assert lines[-1].endswith("ingested 100/100 files") and "100%" in lines[-1]
+    assert 3 <= len(lines) <= 6  # milestones, not 21 ticks
+    assert output.rstrip().endswith("all done")
+
+
+def test_piped_stdin_subprocess(home, tmp_path):
+    env = {**os.environ, "LADDER_HOME": str(home), "LADDER_USER": "ci"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat", "--project", "piped"],
+        input="help\nstatus\nquit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Created project piped" in proc.stdout
+    assert "interview" in proc.stdout and "Capabilities" in proc.stdout
+    assert "Project piped" in proc.stdout
+    assert (home / "ladder.db").exists()
+
+
+def test_choices_stay_live_until_new_choices_replace_them(engine, store):
+    store.create_project("one", "ana")
+    store.create_project("two", "ana")
+    output = run_chat(engine, "use\n2\nstatus\n1\nuse\n1\n")
+    # "use" lists one/two; 2 picks two; after status (no choices) 1 still means "one".
+    assert "now works on two" in output
+    assert output.index("now works on two") < output.index("now works on one")
+    assert store.project_for_place("terminal:ana")["name"] == "one"
