@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         None,
         description="Who you are in `ladder chat` and the CLI; defaults to your login name.",
     )
+    gpu_prices: dict[str, float] = Field(
+        default_factory=dict,
+        description='JSON map of GPU name to USD per hour overriding the estimate table, e.g. {"A100-80GB": 1.6}.',
+    )
     slack_bot_token: SecretStr | None = Field(
         None, description="Slack bot token (xoxb-...). Secret: never printed or logged."
     )
@@ -54,6 +58,19 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"unknown log level {value!r}; use DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("gpu_prices")
+    @classmethod
+    def _known_gpus(cls, value: dict[str, float]) -> dict[str, float]:
+        from bot.estimates import GPUS
+
+        known = {g.name for g in GPUS}
+        for name, price in value.items():
+            if name not in known:
+                raise ValueError(f"unknown GPU {name!r}; known: {', '.join(sorted(known))}")
+            if price < 0:
+                raise ValueError(f"price for {name} must not be negative")
+        return value
 
     @property
     def db_path(self) -> Path:

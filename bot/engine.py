@@ -7,6 +7,7 @@ render progress as it happens) or `handle` (to get the whole list).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import secrets
 import shlex
@@ -75,6 +76,11 @@ class Context:
 
 Handler = Callable[[Context], Iterable[Reply]]
 ActionHandler = Callable[[Context, dict[str, Any]], Iterable[Reply]]
+# A fallback sees text that is not a command; it returns replies, or None to pass.
+Fallback = Callable[[Context], Iterable[Reply] | None]
+
+# Capability modules; each has `install(engine)` that adds its commands, buttons and fallbacks.
+CAPABILITIES = ["bot.interviewer"]
 
 
 @dataclass(frozen=True)
@@ -96,13 +102,16 @@ class Engine:
     settings: Settings
     commands: dict[str, Command] = field(default_factory=dict)
     actions: dict[str, ActionHandler] = field(default_factory=dict)
+    fallbacks: list[Fallback] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for command in _core_commands():
             self.add_command(command)
+        self.add_action("command", _run_command_action)
+        for module in CAPABILITIES:
+            importlib.import_module(module).install(self)
         for command in _ROADMAP:
             self.commands.setdefault(command.name, command)
-        self.add_action("command", _run_command_action)
 
     # -- plugging capabilities in ----------------------------------------------------------
 
@@ -113,6 +122,10 @@ class Engine:
     def add_action(self, kind: str, handler: ActionHandler) -> None:
         """Register the handler for buttons of `kind`."""
         self.actions[kind] = handler
+
+    def add_fallback(self, fallback: Fallback) -> None:
+        """Register a handler for text that is not a command (an interview answer, say)."""
+        self.fallbacks.append(fallback)
 
     # -- handling turns ---------------------------------------------------------------------
 
@@ -198,6 +211,11 @@ class Engine:
             return [Text("Say `help` to see what I can do.")]
         command = self.commands.get(name)
         if command is None:
+            context = Context(turn, text, self, project)
+            for fallback in self.fallbacks:
+                replies = fallback(context)
+                if replies is not None:
+                    return replies
             return [
                 Text(f"I don't know the command `{name}`.", tone="warning"),
                 *help_replies(self, project),
@@ -238,7 +256,6 @@ INTRO = (
 
 # The capabilities on the roadmap; a landed capability replaces its placeholder here.
 _ROADMAP = [
-    Command("interview", "interview", "Walk through the decision tree: prompting, RAG or fine-tuning", "Decide"),
     Command("rag", "rag add|status|forget", "Build a RAG baseline from your documents", "RAG"),
     Command("ask", "ask QUESTION", "Answer from your documents, with numbered sources", "RAG"),
     Command("train", "train (attach a dataset)", "Check a dataset and launch a LoRA/QLoRA job", "Train"),

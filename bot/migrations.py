@@ -222,6 +222,25 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m002_interview_sessions(db: sqlite_utils.Database) -> None:
+    """Where each project's interview stands, so it resumes after a restart: the question
+    being asked, a multi-choice selection in progress, and the order answers were given (for
+    `interview back`)."""
+    db["interview_sessions"].create(
+        {
+            "project_id": int,
+            "current": str,  # question id being asked, or null when the card is showing
+            "draft": str,  # JSON list: multi-choice values picked so far for `current`
+            "history": str,  # JSON list of question ids in the order they were answered
+            "updated_by": str,
+            "updated_at": str,
+        },
+        pk="project_id",
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

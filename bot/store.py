@@ -228,6 +228,81 @@ class Store:
             return None
         return {"kind": row[0], "payload": json.loads(row[1]), "project_id": row[2]}
 
+    # -- interview -------------------------------------------------------------------------
+
+    def answers(self, project_id: int) -> dict[str, Any]:
+        """Return the project's interview answers by question id (None means skipped)."""
+        return {
+            row["question_id"]: json.loads(row["value"])
+            for row in self.db["interview_answers"].rows_where("project_id = ?", [project_id])
+        }
+
+    def set_answer(self, project_id: int, question_id: str, value: Any, user: str) -> None:
+        """Store (or replace) one answer and record it in the session's history."""
+        with self.atomic() as db:
+            db["interview_answers"].upsert(
+                {
+                    "project_id": project_id,
+                    "question_id": question_id,
+                    "value": json.dumps(value),
+                    "answered_by": user,
+                    "answered_at": now(),
+                },
+                pk=("project_id", "question_id"),
+            )
+            session = self.interview_session(project_id)
+            history = [q for q in session["history"] if q != question_id] + [question_id]
+            self._save_session(db, project_id, user, current=None, draft=[], history=history)
+
+    def forget_answers(self, project_id: int, question_ids: list[str] | None, user: str) -> None:
+        """Delete some answers (or all, when `question_ids` is None) and their history."""
+        with self.atomic() as db:
+            session = self.interview_session(project_id)
+            if question_ids is None:
+                db["interview_answers"].delete_where("project_id = ?", [project_id])
+                history: list[str] = []
+            else:
+                for qid in question_ids:
+                    db["interview_answers"].delete_where(
+                        "project_id = ? AND question_id = ?", [project_id, qid]
+                    )
+                history = [q for q in session["history"] if q not in question_ids]
+            self._save_session(db, project_id, user, current=None, draft=[], history=history)
+            self._audit(db, user, "interview.forget", project_id, ",".join(question_ids or ["*"]), {})
+
+    def interview_session(self, project_id: int) -> dict[str, Any]:
+        """Return {current, draft, history} for the project's interview (empty if never started)."""
+        row = self.db.execute(
+            "SELECT current, draft, history FROM interview_sessions WHERE project_id = ?", [project_id]
+        ).fetchone()
+        if row is None:
+            return {"current": None, "draft": [], "history": []}
+        return {"current": row[0], "draft": json.loads(row[1] or "[]"), "history": json.loads(row[2] or "[]")}
+
+    def save_interview_session(
+        self, project_id: int, user: str, *, current: str | None, draft: list[str] | None = None
+    ) -> None:
+        """Record which question is being asked (and a multi-choice selection in progress)."""
+        with self.atomic() as db:
+            history = self.interview_session(project_id)["history"]
+            self._save_session(db, project_id, user, current=current, draft=draft or [], history=history)
+
+    @staticmethod
+    def _save_session(
+        db: sqlite_utils.Database, project_id: int, user: str, *, current: str | None, draft: list, history: list
+    ) -> None:
+        db["interview_sessions"].upsert(
+            {
+                "project_id": project_id,
+                "current": current,
+                "draft": json.dumps(draft),
+                "history": json.dumps(history),
+                "updated_by": user,
+                "updated_at": now(),
+            },
+            pk="project_id",
+        )
+
     # -- audit and counts ------------------------------------------------------------------
 
     def audit(

@@ -22,75 +22,20 @@ QUIT_WORDS = {"quit", "exit", ":q", "bye"}
 _TONE_STYLE = {"info": "", "success": "green", "warning": "yellow", "error": "bold red"}
 
 
-class TerminalChat:
-    """One local chat session with the engine."""
+class RichRenderer:
+    """Renders `Reply` objects on a rich console; also used by the CLI's human output."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        user: str,
-        place: str,
-        console: Console | None = None,
-        stdin: TextIO | None = None,
-    ):
-        self.engine = engine
-        self.user = user
-        self.place = place
-        self.console = console or Console()
-        self.stdin = stdin or sys.stdin
-        self.interactive = self.stdin.isatty() and self.console.is_terminal
-        self.pending: dict[str, str] = {}  # "1" -> action id of the last numbered choices
+    def __init__(self, console: Console, interactive: bool = False):
+        self.console = console
+        self.interactive = interactive
         self._last_progress: dict[str, float] = {}
 
-    # -- input -------------------------------------------------------------------------------
-
-    def prompt(self) -> str:
-        """Return the prompt, naming the current project."""
-        project = self.engine.store.project_for_place(self.place)
-        return f"ladder[{project['name']}]> " if project else "ladder> "
-
-    def read_line(self) -> str | None:
-        """Return the next line the user typed, or None at end of input."""
-        if self.interactive:
-            try:
-                return self.console.input(self.prompt())
-            except EOFError:
-                return None
-        line = self.stdin.readline()
-        if not line:
-            return None
-        return line.rstrip("\n")
-
-    def to_turn(self, line: str) -> Turn | None:
-        """Return the `Turn` for a typed line, or None (after saying why) when it is unusable."""
-        stripped = line.strip()
-        if stripped in self.pending:
-            return Turn(self.user, self.place, text=stripped, action=self.pending[stripped])
-        words, files = [], []
-        for word in stripped.split(" "):
-            if word.startswith("@") and len(word) > 1:
-                path = Path(word[1:]).expanduser()
-                if not path.is_file():
-                    self.console.print(f"[bold red]No such file: {path}; check the path after '@'.[/]")
-                    return None
-                files.append(Attachment(path.name, path.resolve(), path.stat().st_size))
-            else:
-                words.append(word)
-        return Turn(self.user, self.place, text=" ".join(words).strip(), files=tuple(files))
-
-    # -- output ------------------------------------------------------------------------------
-
-    def render(self, replies) -> None:
-        """Render replies as they arrive.
-
-        New numbered choices replace the previous ones; a reply without choices leaves the
-        previous numbers live, like buttons that stay clickable in a chat thread.
-        """
-        numbered: dict[str, str] = {}
+    def render(self, replies, numbered: dict[str, str] | None = None) -> dict[str, str]:
+        """Render every reply; return the numbered choices shown ("1" -> action id)."""
+        numbered = {} if numbered is None else numbered
         for reply in replies:
             self.render_one(reply, numbered)
-        if numbered:
-            self.pending = numbered
+        return numbered
 
     def render_one(self, reply: Reply, numbered: dict[str, str]) -> None:
         if not isinstance(reply, Progress) and self._last_progress:
@@ -146,6 +91,75 @@ class TerminalChat:
         if self.interactive:
             self.console.file.write("\n")
         self._last_progress.clear()
+
+
+class TerminalChat:
+    """One local chat session with the engine."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        user: str,
+        place: str,
+        console: Console | None = None,
+        stdin: TextIO | None = None,
+    ):
+        self.engine = engine
+        self.user = user
+        self.place = place
+        self.console = console or Console()
+        self.stdin = stdin or sys.stdin
+        self.interactive = self.stdin.isatty() and self.console.is_terminal
+        self.renderer = RichRenderer(self.console, self.interactive)
+        self.pending: dict[str, str] = {}  # "1" -> action id of the last numbered choices
+
+    # -- input -------------------------------------------------------------------------------
+
+    def prompt(self) -> str:
+        """Return the prompt, naming the current project."""
+        project = self.engine.store.project_for_place(self.place)
+        return f"ladder[{project['name']}]> " if project else "ladder> "
+
+    def read_line(self) -> str | None:
+        """Return the next line the user typed, or None at end of input."""
+        if self.interactive:
+            try:
+                return self.console.input(self.prompt())
+            except EOFError:
+                return None
+        line = self.stdin.readline()
+        if not line:
+            return None
+        return line.rstrip("\n")
+
+    def to_turn(self, line: str) -> Turn | None:
+        """Return the `Turn` for a typed line, or None (after saying why) when it is unusable."""
+        stripped = line.strip()
+        if stripped in self.pending:
+            return Turn(self.user, self.place, text=stripped, action=self.pending[stripped])
+        words, files = [], []
+        for word in stripped.split(" "):
+            if word.startswith("@") and len(word) > 1:
+                path = Path(word[1:]).expanduser()
+                if not path.is_file():
+                    self.console.print(f"[bold red]No such file: {path}; check the path after '@'.[/]")
+                    return None
+                files.append(Attachment(path.name, path.resolve(), path.stat().st_size))
+            else:
+                words.append(word)
+        return Turn(self.user, self.place, text=" ".join(words).strip(), files=tuple(files))
+
+    # -- output ------------------------------------------------------------------------------
+
+    def render(self, replies) -> None:
+        """Render replies as they arrive.
+
+        New numbered choices replace the previous ones; a reply without choices leaves the
+        previous numbers live, like buttons that stay clickable in a chat thread.
+        """
+        numbered = self.renderer.render(replies)
+        if numbered:
+            self.pending = numbered
 
     # -- loop --------------------------------------------------------------------------------
 

@@ -139,3 +139,67 @@ def test_invalid_setting_is_one_clear_line(home):
     assert proc.returncode == 1
     assert proc.stderr.startswith("ladder: setting LADDER_LOG_LEVEL is invalid")
     assert proc.stderr.count("\n") == 1
+
+
+def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "LADDER_HOME": str(home)},
+    )
+
+
+def test_advise_prints_the_schema(tmp_path, home):
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({
+        "failure_modes": ["format"], "prompting_tried": True, "prompt_quality": 0.85, "quality_bar": 0.97,
+        "monthly_requests": 3_000_000, "examples": 5000, "has_eval_set": True, "model_params_b": 7,
+        "gpu_memory_gb": 24,
+    }))
+    result = CliRunner().invoke(app, ["advise", "--answers", str(facts), "--json"])
+    assert result.exit_code == 0, result.output
+    advice = json.loads(result.stdout)
+    assert advice["recommendation"] == "fine_tune" and advice["method"] == "lora"
+    assert all({"rule", "text"} <= set(r) for r in advice["reasons"])
+    assert advice["estimates"]["memory_gb"] == 16.4
+    human = CliRunner().invoke(app, ["advise", "--answers", str(facts)])
+    assert "Recommendation: Fine-tuning" in human.stdout
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"failure_modes": ["format"], "gpu": "A100"}', "unknown key 'gpu'"),
+        ('{"failure_modes": ["format"], "quality_bar": 95}', "'quality_bar' must be at most 1, got 95"),
+        ("failure_modes: [format]", "is not valid JSON (line 1, column 1"),
+    ],
+)
+def test_advise_bad_input_is_one_line_naming_the_key(tmp_path, home, content, message):
+    facts = tmp_path / "facts.json"
+    facts.write_text(content)
+    proc = run_cli("advise", "--answers", str(facts), "--json", home=home)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr
+
+
+def test_estimate_and_breakeven_json():
+    result = CliRunner().invoke(app, ["estimate", "--params-b", "7", "--method", "qlora", "--rank", "8", "--json"])
+    est = json.loads(result.stdout)
+    assert {"memory_gb", "trainable_params", "adapter_mb"} <= set(est)
+    assert est["rank"] == 8 and 5 < est["memory_gb"] < 7
+    assert "RTX4090" in est["gpus_that_fit"]
+    timed = json.loads(CliRunner().invoke(
+        app, ["estimate", "--params-b", "7", "--method", "lora", "--examples", "1000", "--gpu", "H100-80GB", "--json"]
+    ).stdout)
+    assert timed["gpu"] == "H100-80GB" and timed["train_hours"] > 0
+    result = CliRunner().invoke(app, [
+        "breakeven", "--monthly-requests", "50000", "--prompt-tokens", "2000", "--fine-tuned-prompt-tokens", "200",
+        "--output-tokens", "100", "--input-price", "0.01", "--output-price", "0.03", "--training-cost", "1200", "--json",
+    ])
+    assert json.loads(result.stdout)["breakeven_requests_per_month"] == 5556
+
+
+def test_estimate_refuses_what_no_gpu_holds(home):
+    proc = run_cli("estimate", "--params-b", "400", "--method", "full", "--examples", "10", "--json", home=home)
+    assert proc.returncode == 1 and "no single GPU in the table holds" in proc.stderr
+    proc = run_cli("estimate", "--params-b", "7", "--method", "lora", "--examples", "10", "--gpu", "TPU", "--json", home=home)
+    assert proc.returncode == 1 and "unknown GPU 'TPU'" in proc.stderr

@@ -32,6 +32,7 @@ EXPECTED_COLUMNS = {
     },
     "votes": {"battle_id", "user", "winner", "created_at", "updated_at"},
     "audit": {"id", "at", "user", "action", "project_id", "subject", "detail"},
+    "interview_sessions": {"project_id", "current", "draft", "history", "updated_by", "updated_at"},
 }
 
 
@@ -39,7 +40,7 @@ def test_migrations_on_a_blank_database_create_every_table(tmp_path):
     db = sqlite_utils.Database(tmp_path / "blank.db")
     applied = apply_migrations(db)
     assert applied == [fn.__name__ for fn in MIGRATIONS]
-    assert applied[0] == "m001_initial"
+    assert applied[:2] == ["m001_initial", "m002_interview_sessions"]
     for table, columns in EXPECTED_COLUMNS.items():
         assert set(db[table].columns_dict) >= columns, table
     assert db["projects"].pks == ["id"]
@@ -138,3 +139,18 @@ def test_foreign_keys_are_enforced(store):
     with pytest.raises(sqlite3.IntegrityError):
         with store.atomic() as db:
             db["places"].insert({"place": "x", "project_id": 999, "updated_at": "now"})
+
+
+def test_interview_answers_and_history(store):
+    pid = store.create_project("answers", "ana")["id"]
+    store.set_answer(pid, "examples", 3000, "ana")
+    store.set_answer(pid, "task", "x", "bo")
+    store.set_answer(pid, "examples", 4000, "ana")  # a changed answer moves to the end
+    assert store.answers(pid) == {"examples": 4000, "task": "x"}
+    assert store.interview_session(pid)["history"] == ["task", "examples"]
+    store.save_interview_session(pid, "ana", current="failure_modes", draft=["cost"])
+    assert store.interview_session(pid) == {"current": "failure_modes", "draft": ["cost"], "history": ["task", "examples"]}
+    store.forget_answers(pid, ["examples"], "ana")
+    assert store.answers(pid) == {"task": "x"} and store.interview_session(pid)["history"] == ["task"]
+    store.forget_answers(pid, None, "ana")
+    assert store.answers(pid) == {} and store.audit_log(pid)[0]["action"] == "interview.forget"

@@ -1,0 +1,1 @@
+"""Prompt and interview data (YAML), shipped with the package; no code lives here."""
