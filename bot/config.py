@@ -7,6 +7,7 @@ field you add. Secrets are `SecretStr`: they print as `**********` and never rea
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,25 @@ class Settings(BaseSettings):
         None,
         description="Who you are in `ladder chat` and the CLI; defaults to your login name.",
     )
+    embedder: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="Embedding model for RAG: a Hugging Face id already in the local cache, a local folder, or `lexical` for the built-in offline embedder (also the fallback).",
+    )
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL (from `chroma run`); unset uses an embedded Chroma under LADDER_HOME."
+    )
+    chunk_size: int = Field(800, ge=100, le=8000, description="RAG chunk size in characters; bigger keeps more context per passage, smaller retrieves more precisely.")
+    chunk_overlap: int = Field(120, ge=0, le=2000, description="Characters shared by neighbouring chunks so sentences are not cut in half.")
+    max_document_mb: float = Field(20.0, gt=0, description="Largest document accepted for RAG, in MB; bigger files are refused by name.")
+    retrieval: Literal["hybrid", "dense"] = Field(
+        "hybrid", description="RAG retrieval: `hybrid` fuses BM25 and embedding ranks (reciprocal rank fusion); `dense` uses embeddings only."
+    )
+    inference_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) that writes RAG answers; unset returns passages only."
+    )
+    inference_model: str = Field("base", description="Model name sent to LADDER_INFERENCE_URL for base answers.")
+    inference_api_key: SecretStr | None = Field(None, description="API key for LADDER_INFERENCE_URL, if it needs one. Secret.")
+    inference_timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for the inference endpoint before giving up.")
     gpu_prices: dict[str, float] = Field(
         default_factory=dict,
         description='JSON map of GPU name to USD per hour overriding the estimate table, e.g. {"A100-80GB": 1.6}.',
@@ -58,6 +78,14 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"unknown log level {value!r}; use DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info) -> int:
+        size = info.data.get("chunk_size")
+        if size is not None and value >= size:
+            raise ValueError(f"overlap {value} must be smaller than LADDER_CHUNK_SIZE ({size})")
+        return value
 
     @field_validator("gpu_prices")
     @classmethod

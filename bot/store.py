@@ -120,7 +120,7 @@ class Store:
         if project is None:
             known = ", ".join(p["name"] for p in self.list_projects()) or "none yet"
             raise LadderError(
-                f"no project named {name!r} (known: {known}); create it with `new {name}`"
+                f"no project named {name!r} (known: {known}); create it with `new {name}` in chat or `ladder chat --project {name}`"
             )
         return project
 
@@ -302,6 +302,52 @@ class Store:
             },
             pk="project_id",
         )
+
+    # -- documents (the RAG registry; chunks live in Chroma) ------------------------------
+
+    def documents(self, project_id: int) -> list[dict[str, Any]]:
+        """Return the project's registered documents, by source name."""
+        return list(self.db["documents"].rows_where("project_id = ?", [project_id], order_by="source"))
+
+    def record_documents(self, project_id: int, documents: list[dict[str, Any]], user: str) -> None:
+        """Register (or replace) the current version of several documents in one transaction.
+
+        Each dict has source, content_hash, size_bytes, chunks and embedder.
+        """
+        with self.atomic() as db:
+            for doc in documents:
+                db.execute("DELETE FROM documents WHERE project_id = ? AND source = ?", [project_id, doc["source"]])
+            db["documents"].insert_all(
+                {
+                    "project_id": project_id,
+                    **{key: doc[key] for key in ("source", "content_hash", "size_bytes", "chunks", "embedder")},
+                    "ingested_by": user,
+                    "ingested_at": now(),
+                }
+                for doc in documents
+            )
+
+    def delete_document(self, project_id: int, source: str, user: str) -> bool:
+        """Unregister a document; return False when there was none by that name."""
+        with self.atomic() as db:
+            cursor = db.execute("DELETE FROM documents WHERE project_id = ? AND source = ?", [project_id, source])
+            if cursor.rowcount:
+                self._audit(db, user, "rag.forget", project_id, source, {})
+            return bool(cursor.rowcount)
+
+    def document_embedders(self, project_id: int) -> set[str]:
+        """Return the embedder ids the project's documents were indexed with."""
+        rows = self.db.execute("SELECT DISTINCT embedder FROM documents WHERE project_id = ?", [project_id])
+        return {row[0] for row in rows}
+
+    def documents_version(self, project_id: int) -> tuple[int, int, int]:
+        """Return (documents, newest row id, chunks) of a project: it changes on every add,
+        replace or forget, so caches of the index can key on it."""
+        row = self.db.execute(
+            "SELECT count(*), coalesce(max(id), 0), coalesce(sum(chunks), 0) FROM documents WHERE project_id = ?",
+            [project_id],
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     # -- audit and counts ------------------------------------------------------------------
 

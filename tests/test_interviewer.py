@@ -185,7 +185,7 @@ def test_card_buttons_run_commands(engine, store):
     table = estimate[0]
     assert isinstance(table, Table) and table.rows[0][0] == "LoRA" and "8B" in table.title
     rag = say(engine, action=button(card, "Build a RAG baseline"))
-    assert "not available yet" in reply_text(rag)
+    assert "No documents in cheap yet: `rag add` with files attached." in reply_text(rag)
 
 
 def test_estimate_command(engine):

@@ -1,0 +1,214 @@
+"""Embedders, registered with Chroma so a collection reopens in a new process.
+
+The default is a sentence-transformers model loaded from the Hugging Face cache or a local path,
+never downloaded (a download attempt offline can hang). When it is unavailable Ladder says so
+once and falls back to the built-in lexical embedder: hashed word and character n-grams with
+sublinear term frequency, so it needs no model, no network and no fitted vocabulary.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from bot.errors import LadderError
+from rag.lexical import lexical_vectors, read_message, write_message
+
+logger = logging.getLogger("ladder.rag")
+
+LEXICAL = "lexical"
+LEXICAL_VERSION = "lexical-v1"  # bump when the featuriser changes: old indexes must be rebuilt
+LEXICAL_DIM = 1024  # hashed feature buckets; more = fewer collisions, bigger index and slower adds
+
+
+@register_embedding_function
+class LexicalEmbedding(EmbeddingFunction[Documents]):
+    """Hashed word unigrams/bigrams and character 3-5-grams, log-scaled and L2-normalised
+    (see rag/lexical.py). Stateless and deterministic, so index and query vectors agree."""
+
+    def __init__(self, dim: int = LEXICAL_DIM):
+        self.dim = dim
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(lexical_vectors(list(input), self.dim))
+
+    @staticmethod
+    def name() -> str:
+        return "ladder-lexical"
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine"]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"dim": self.dim}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> "LexicalEmbedding":
+        return LexicalEmbedding(dim=int(config.get("dim", LEXICAL_DIM)))
+
+
+@register_embedding_function
+class LocalSentenceTransformer(EmbeddingFunction[Documents]):
+    """A sentence-transformers model loaded only from disk (a path or the HF cache)."""
+
+    def __init__(self, model: str):
+        self.model_spec = model
+        self._model = _load_sentence_transformer(model)
+
+    def __call__(self, input: Documents) -> Embeddings:
+        vectors = self._model.encode(list(input), batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        return list(np.asarray(vectors, dtype=np.float32))
+
+    @staticmethod
+    def name() -> str:
+        return "ladder-sentence-transformer"
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine"]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": self.model_spec}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> "LocalSentenceTransformer":
+        return LocalSentenceTransformer(config["model"])
+
+
+def _local_model_dir(spec: str) -> Path | None:
+    """Return a local directory for `spec` (a path, or a hub id already in the HF cache)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    if spec.count("/") != 1:
+        return None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        # local_files_only: never touch the network, so this cannot hang offline.
+        return Path(snapshot_download(spec, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        return None
+
+
+def _load_sentence_transformer(spec: str):
+    directory = _local_model_dir(spec)
+    if directory is None:
+        raise LadderError(
+            f"embedding model {spec!r} is not a local folder or in the Hugging Face cache; download "
+            f"it with `huggingface-cli download {spec}` or set LADDER_EMBEDDER to a local path"
+        )
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(str(directory), device="cpu", local_files_only=True)
+    except Exception as exc:  # a half-downloaded or foreign folder: report, don't crash
+        raise LadderError(f"could not load embedding model from {directory} ({type(exc).__name__}); re-download it") from None
+
+
+class Ready:
+    """Vectors computed in this process, behind the same `result()` as the worker's."""
+
+    def __init__(self, vectors):
+        self._vectors = vectors
+
+    def result(self):
+        return self._vectors
+
+
+class _PipeResult:
+    def __init__(self, process):
+        self._process = process
+
+    def result(self) -> np.ndarray:
+        vectors = read_message(self._process.stdout)
+        if vectors is None:
+            raise LadderError("the embedding worker stopped unexpectedly; see the log and retry the ingest")
+        return vectors
+
+
+class EmbeddingWorker:
+    """Embeds the next batch on another core while the caller writes the previous one.
+
+    Only one request may be outstanding: read its `result()` before the next `submit`.
+
+    Chroma's writes hold the GIL, so threads cannot overlap them with the lexical embedder; it
+    runs in a small worker process started from rag/lexical.py as a script (not
+    multiprocessing, which would re-import the caller's __main__). Other embedders run inline.
+    """
+
+    def __init__(self, function: EmbeddingFunction):
+        import subprocess
+        import sys
+
+        from rag import lexical
+
+        self.function = function
+        self._process = None
+        if isinstance(function, LexicalEmbedding):
+            self._process = subprocess.Popen(
+                [sys.executable, lexical.__file__, str(function.dim)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            )
+
+    def submit(self, texts: list[str]):
+        """Start embedding `texts`; return an object whose `result()` gives the vectors."""
+        if self._process is None:
+            return Ready(self.function(texts))
+        write_message(self._process.stdin, texts)
+        return _PipeResult(self._process)
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except Exception:
+                self._process.kill()
+
+
+@dataclass(frozen=True)
+class Embedder:
+    """The embedding function in use, its stable id (stored on each collection) and a note."""
+
+    id: str
+    function: EmbeddingFunction
+    note: str | None = None
+
+
+_cache: dict[str, Embedder] = {}
+_lock = threading.Lock()
+
+
+def resolve_embedder(spec: str) -> Embedder:
+    """Return the embedder for LADDER_EMBEDDER `spec`, falling back to lexical when unavailable.
+
+    The fallback note is logged once per process and returned so the caller can show it.
+    """
+    with _lock:
+        if spec in _cache:
+            return _cache[spec]
+        if spec == LEXICAL:
+            embedder = Embedder(f"{LEXICAL_VERSION}:{LEXICAL_DIM}", LexicalEmbedding())
+        else:
+            try:
+                embedder = Embedder(f"st:{spec}", LocalSentenceTransformer(spec))
+            except LadderError as exc:
+                note = f"{exc.message}. Using the built-in lexical embedder instead."
+                logger.warning(note)
+                embedder = Embedder(f"{LEXICAL_VERSION}:{LEXICAL_DIM}", LexicalEmbedding(), note)
+        _cache[spec] = embedder
+        return embedder

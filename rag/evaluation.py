@@ -1,0 +1,151 @@
+"""Retrieval evaluation on the team's own questions, and drafting questions to review.
+
+Questions are JSONL: {"question", "source"} (or "sources": [...]) when you know which document
+answers it, or {"question", "answer"} when you know a phrase the passage must contain.
+Metrics are computed at the document level: a second chunk of an already-found document adds
+nothing, so recall@k and nDCG@k are not penalised for documents split into many chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+from bot.errors import LadderError
+from rag.bm25 import tokens
+from rag.index import KnowledgeBase
+
+
+def load_eval_questions(path: Path) -> list[dict[str, Any]]:
+    """Return the questions in JSONL `path`; raise LadderError naming the first bad line."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise LadderError(f"questions file {path} does not exist; check the path") from None
+    except UnicodeDecodeError:
+        raise LadderError(f"questions file {path} is not UTF-8 text; save it as JSONL") from None
+    questions = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LadderError(f"{path} line {number} is not valid JSON ({exc.msg}); fix that line") from None
+        if not isinstance(item, dict) or not isinstance(item.get("question"), str) or not item["question"].strip():
+            raise LadderError(f"{path} line {number} needs a \"question\" string")
+        sources = item.get("sources") or ([item["source"]] if isinstance(item.get("source"), str) else None)
+        if not sources and not isinstance(item.get("answer"), str):
+            raise LadderError(
+                f"{path} line {number} needs \"source\" (the document that answers it) or \"answer\" (a phrase it contains)"
+            )
+        questions.append({"question": item["question"], "sources": sources, "answer": item.get("answer")})
+    if not questions:
+        raise LadderError(f"{path} has no questions; add lines like {{\"question\": \"...\", \"source\": \"refunds.md\"}}")
+    return questions
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text.lower()).strip()
+
+
+def score_ranking(retrieved: list[str], is_relevant: list[bool], relevant_sources: set[str], k: int) -> dict[str, float]:
+    """Return hit, recall, reciprocal rank and nDCG for one ranked list of sources.
+
+    Gains are per document: only the first relevant chunk of each relevant source counts.
+    """
+    found: list[str] = []
+    gains = []
+    for source, relevant in zip(retrieved[:k], is_relevant[:k], strict=True):
+        new = relevant and source not in found
+        if new:
+            found.append(source)
+        gains.append(1.0 if new else 0.0)
+    first = next((rank for rank, r in enumerate(is_relevant[:k], 1) if r), None)
+    dcg = sum(g / math.log2(rank + 1) for rank, g in enumerate(gains, 1))
+    ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(k, max(len(relevant_sources), 1)) + 1))
+    return {
+        "hit": 1.0 if first else 0.0,
+        "recall": len(found) / len(relevant_sources) if relevant_sources else 0.0,
+        "mrr": 1.0 / first if first else 0.0,
+        "ndcg": dcg / ideal if ideal else 0.0,
+    }
+
+
+def evaluate(kb: KnowledgeBase, project: dict[str, Any], questions: list[dict[str, Any]], k: int = 3,
+             mode: str | None = None) -> dict[str, Any]:
+    """Return hit@k, recall@k, MRR and nDCG@k over `questions`, with the misses listed."""
+    totals = {"hit": 0.0, "recall": 0.0, "mrr": 0.0, "ndcg": 0.0}
+    misses, per_question = [], []
+    all_chunks = None
+    for item in questions:
+        hits = kb.retrieve(project, item["question"], k=k, mode=mode)
+        if item["sources"]:
+            relevant_sources = set(item["sources"])
+            is_relevant = [h.source in relevant_sources for h in hits]
+        else:
+            answer = _normalise(item["answer"])
+            if all_chunks is None:
+                collection = kb.collection(project)
+                data = collection.get(include=["documents", "metadatas"])
+                all_chunks = list(zip(data["documents"], data["metadatas"], strict=True))
+            relevant_sources = {m["source"] for text, m in all_chunks if answer in _normalise(text)}
+            is_relevant = [answer in _normalise(h.text) for h in hits]
+        scores = score_ranking([h.source for h in hits], is_relevant, relevant_sources, k)
+        for name, value in scores.items():
+            totals[name] += value
+        retrieved = [h.source for h in hits]
+        per_question.append({"question": item["question"], **scores, "retrieved": retrieved})
+        if not scores["hit"]:
+            misses.append({"question": item["question"], "expected": sorted(relevant_sources) or item["answer"],
+                           "retrieved": retrieved})
+    n = len(questions)
+    return {
+        "project": project["name"],
+        "k": k,
+        "mode": mode or kb.settings.retrieval,
+        "embedder": kb.embedder.id,
+        "questions": n,
+        "hit_at_k": round(totals["hit"] / n, 4),
+        "recall_at_k": round(totals["recall"] / n, 4),
+        "mrr": round(totals["mrr"] / n, 4),
+        "ndcg_at_k": round(totals["ndcg"] / n, 4),
+        "misses": misses,
+        "per_question": per_question,
+    }
+
+
+def draft_questions(kb: KnowledgeBase, project: dict[str, Any], n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Return `n` draft questions from random chunks, for the team to review before use.
+
+    Without a model, each names the passage's section or its rarest words; every draft keeps
+    its source so it can go straight into `rag eval` once a person has checked it.
+    """
+    collection = kb.collection(project)
+    if collection is None or collection.count() == 0:
+        raise LadderError(f"project {project['name']} has no documents to draft questions from; ingest some first")
+    data = collection.get(include=["documents", "metadatas"])
+    document_frequency: dict[str, int] = {}
+    chunk_tokens = [set(tokens(text)) for text in data["documents"]]
+    for words in chunk_tokens:
+        for word in words:
+            document_frequency[word] = document_frequency.get(word, 0) + 1
+    rng = random.Random(seed)
+    picks = rng.sample(range(len(data["ids"])), min(n, len(data["ids"])))
+    drafts = []
+    for index in picks:
+        meta = data["metadatas"][index]
+        rare = sorted(chunk_tokens[index], key=lambda w: (document_frequency[w], w))[:3]
+        topic = meta.get("section") or ", ".join(rare)
+        drafts.append({
+            "question": f"What does {meta['source']} say about {topic}?",
+            "source": meta["source"],
+            "start_index": meta.get("start_index", 0),
+            "passage": data["documents"][index][:200],
+            "draft": True,
+        })
+    return drafts
