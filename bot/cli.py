@@ -454,56 +454,218 @@ def rag_status(project: ProjectOpt, as_json: JsonFlag = False) -> None:
 @data_app.command("check")
 def data_check(
     file: Annotated[Path, typer.Argument(help="Dataset file: JSONL (Alpaca, ShareGPT, chat, prompt/completion) or CSV.")],
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Model folder or cached id whose tokenizer counts tokens.")] = None,
+    max_length: Annotated[int, typer.Option("--max-length", min=16, help="Training sequence length in tokens (for truncation counts).")] = 1024,
+    columns: Annotated[Optional[str], typer.Option("--columns", help="CSV mapping, e.g. prompt=question,completion=answer.")] = None,
+    fix_out: Annotated[Optional[Path], typer.Option("--fix", help="Write a cleaned copy here, plus .train/.val splits.")] = None,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of examples held out for validation with --fix.")] = 0.1,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check a training dataset: format, errors, duplicates, PII, lengths and a verdict."""
-    raise NotAvailableYet("ladder data check")
+    """Check a training dataset: format, errors, duplicates, PII, lengths, labels and a verdict.
+
+    Exits 0 when the dataset is trainable, 1 when it is not; the report is printed either way.
+    """
+    from trainer.doctor import check, fix
+    from trainer.formats import parse_columns
+    from trainer.recipe import resolve_base_model
+
+    mapping = parse_columns(columns)
+    tokenizer = str(resolve_base_model(base_model)[0]) if base_model else None
+    report = check(file, base_model=tokenizer, max_length=max_length, columns=mapping)
+    if fix_out:
+        report["fix"] = fix(file, fix_out, val_fraction=val_fraction, columns=mapping)
+    if as_json:
+        emit_json(report)
+    else:
+        from bot.training import doctor_replies
+
+        render_human(doctor_replies(report))
+    if not report["verdict"]["trainable"]:
+        raise SystemExit(1)
 
 
 @app.command()
 def train(
     project: ProjectOpt,
     data: Annotated[Path, typer.Option("--data", help="Training dataset file.")],
-    base_model: Annotated[str, typer.Option("--base-model", help="Base model path or Hugging Face id.")],
+    base_model: Annotated[str, typer.Option("--base-model", help="Base model path or Hugging Face id (already in the cache).")],
     method: Annotated[TrainMethod, typer.Option("--method", help="lora, qlora or dora.")] = TrainMethod.lora,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
-    epochs: Annotated[Optional[float], typer.Option("--epochs", help="Passes over the data (1-3 is typical).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Adapter name (default: derived from the project).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Stop after this many optimizer steps.")] = None,
+    epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Passes over the data (1-3 is typical).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Adapter name (default: method and time).")] = None,
+    max_length: Annotated[int, typer.Option("--max-length", min=16, help="Tokens per training sequence.")] = 1024,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sequences per step.")] = 4,
+    learning_rate: Annotated[Optional[float], typer.Option("--learning-rate", help="Peak learning rate (default 2e-4).")] = None,
+    eval_steps: Annotated[Optional[int], typer.Option("--eval-steps", min=1, help="Validation loss and checkpoint every N steps.")] = None,
+    general_data: Annotated[Optional[Path], typer.Option("--general-data", help="General chat data to mix in against forgetting.")] = None,
+    general_ratio: Annotated[float, typer.Option("--general-ratio", help="Share of general data in the mix (seed 004: 0.3).")] = 0.0,
+    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Trade speed for activation memory.")] = False,
+    columns: Annotated[Optional[str], typer.Option("--columns", help="CSV mapping, e.g. prompt=question,completion=answer.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Run the job inline and wait for it.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Validate a dataset, estimate the job and queue a LoRA/QLoRA/DoRA training job."""
-    raise NotAvailableYet("ladder train")
+    from bot.jobs import enqueue, plan_job
+
+    settings, store, _ = _services()
+    user = current_user(settings)
+    row = store.get_project(project) or store.create_project(project, user, None)
+    overrides: dict[str, Any] = {"max_length": max_length, "batch_size": batch_size,
+                                 "gradient_checkpointing": gradient_checkpointing}
+    for key, value in (("max_steps", max_steps), ("epochs", epochs), ("learning_rate", learning_rate),
+                       ("eval_steps", eval_steps)):
+        if value is not None:
+            overrides[key] = value
+    if general_data:
+        overrides.update(general_file=str(general_data.resolve()), general_ratio=general_ratio)
+    plan = plan_job(settings, store, row, data, base_model, method.value, name, overrides, columns)
+    job_id = enqueue(settings, store, plan, user, platform="cli")
+    for note in plan.notes:
+        _note(note)
+    if not as_json:
+        typer.echo(f"queued job {job_id}: {plan.name} ({method.value}, about {plan.estimate['memory_gb']:g} GB of "
+                   f"{plan.estimate['available_gb']:g} GB on {plan.estimate['device']})")
+    if wait:
+        job = _run_inline(settings, store, job_id, quiet=as_json)
+        if as_json:
+            emit_json(_job_view(job))
+        if job["status"] != "succeeded":
+            raise LadderError(f"job {job_id} {job['status']}: {job.get('error') or 'see `ladder jobs show ' + str(job_id) + '`'}")
+        return
+    if as_json:
+        emit_json({"job_id": job_id, "status": "queued", "name": plan.name, "estimate": plan.estimate,
+                   "warnings": plan.notes})
+
+
+def _run_inline(settings, store, job_id: int, quiet: bool) -> dict:
+    from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+    from bot.jobs import Worker
+
+    with RichProgress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeRemainingColumn(), transient=True, disable=quiet or not sys.stderr.isatty()) as bar:
+        task = bar.add_task(f"job {job_id}", total=None)
+
+        def update(job: dict) -> None:
+            p = job.get("progress") or {}
+            loss = f" loss {p['loss']:.3f}" if p.get("loss") is not None else ""
+            bar.update(task, completed=p.get("step") or 0, total=p.get("total"), description=f"job {job_id}{loss}")
+
+        return Worker(settings, store, on_update=update).run_one(job_id)
+
+
+def _job_view(job: dict) -> dict:
+    keys = ("id", "name", "status", "method", "base_model", "progress", "metrics", "error", "created_by",
+            "created_at", "started_at", "finished_at", "resumes", "output_dir")
+    return {key: job.get(key) for key in keys}
 
 
 @jobs_app.command("list")
-def jobs_list(as_json: JsonFlag = False) -> None:
-    """List training jobs."""
-    raise NotAvailableYet("ladder jobs list")
+def jobs_list(
+    project: Annotated[Optional[str], typer.Option("--project", "-p", help="Only this project's jobs.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List training jobs, newest first."""
+    settings, store, _ = _services()
+    project_id = store.require_project(project)["id"] if project else None
+    jobs = [_job_view(j) for j in store.jobs(project_id)]
+    if as_json:
+        emit_json({"jobs": jobs})
+        return
+    from bot.training import jobs_table
+
+    render_human([jobs_table(jobs)])
+
+
+def _job_or_fail(store, job_id: int) -> dict:
+    job = store.job(job_id)
+    if job is None:
+        raise LadderError(f"there is no job {job_id}; `ladder jobs list` shows them")
+    return job
 
 
 @jobs_app.command("show")
 def jobs_show(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonFlag = False) -> None:
     """Show one job: status, progress and loss curves."""
-    raise NotAvailableYet("ladder jobs show")
+    settings, store, _ = _services()
+    job = _job_view(_job_or_fail(store, job_id))
+    if as_json:
+        emit_json(job)
+        return
+    from bot.training import job_replies
+
+    render_human(job_replies(job))
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonFlag = False) -> None:
     """Cancel a queued or running job."""
-    raise NotAvailableYet("ladder jobs cancel")
+    settings, store, _ = _services()
+    status = store.request_cancel(job_id, current_user(settings))
+    if as_json:
+        emit_json({"id": job_id, "status": status})
+    else:
+        typer.echo(f"job {job_id} {status}" + (" (the worker stops it within seconds)" if status == "cancelling" else ""))
 
 
 @jobs_app.command("wait")
-def jobs_wait(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonFlag = False) -> None:
-    """Wait for a job to finish, showing progress."""
-    raise NotAvailableYet("ladder jobs wait")
+def jobs_wait(
+    job_id: Annotated[int, typer.Argument(help="Job id.")],
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Give up after this many seconds.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Wait for a job to finish, showing progress; exits 1 unless it succeeded."""
+    from bot.jobs import follow
+
+    settings, store, _ = _services()
+    _job_or_fail(store, job_id)
+    job = None
+    for job in follow(store, job_id, timeout_s=timeout):
+        if not as_json:
+            p = job["progress"] or {}
+            typer.echo(f"job {job_id} {job['status']}" + (f" step {p.get('step')}/{p.get('total')}" if p.get("step") else "")
+                       + (f" loss {p['loss']:.4f}" if p.get("loss") is not None else ""), err=True)
+    if as_json:
+        emit_json(_job_view(job))
+    if job["status"] != "succeeded":
+        raise SystemExit(1)
 
 
 @adapters_app.command("list")
 def adapters_list(project: ProjectOpt, as_json: JsonFlag = False) -> None:
     """List the project's registered adapters."""
-    raise NotAvailableYet("ladder adapters list")
+    settings, store, _ = _services()
+    row = store.require_project(project)
+    adapters = [{k: a[k] for k in ("name", "base_model", "method", "path", "metrics", "created_by", "created_at", "job_id")}
+                for a in store.adapters(row["id"])]
+    if as_json:
+        emit_json({"adapters": adapters})
+        return
+    from bot.training import adapters_table
+
+    render_human([adapters_table(adapters)])
+
+
+@adapters_app.command("delete")
+def adapters_delete(
+    project: ProjectOpt,
+    name: Annotated[str, typer.Argument(help="Adapter name.")],
+    keep_files: Annotated[bool, typer.Option("--keep-files", help="Unregister but keep the files.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete an adapter: unregister it and remove its files."""
+    import shutil
+
+    settings, store, _ = _services()
+    row = store.require_project(project)
+    adapter = store.delete_adapter(row["id"], name, current_user(settings))
+    folder = Path(adapter["path"]).parent
+    if not keep_files and folder.is_dir() and settings.home.resolve() in folder.resolve().parents:
+        shutil.rmtree(folder)
+    if as_json:
+        emit_json({"deleted": name, "files_removed": not keep_files})
+    else:
+        typer.echo(f"deleted adapter {name}")
 
 
 @app.command()
@@ -565,9 +727,23 @@ def serve_models() -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run the training queue: one job per GPU, each in its own subprocess."""
-    raise NotAvailableYet("ladder worker")
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Exit when the queue is empty instead of waiting for jobs.")] = False,
+    poll: Annotated[float, typer.Option("--poll", min=0.2, help="Seconds between queue checks when idle.")] = 2.0,
+) -> None:
+    """Run the training queue: one job at a time on this machine's GPU, each in its own subprocess."""
+    import signal as signals
+
+    from bot.jobs import Worker
+
+    settings, store, _ = _services()
+    runner = Worker(settings, store, on_update=lambda job: None)
+    signals.signal(signals.SIGTERM, lambda *_: runner.stop())
+    typer.echo(f"worker {runner.pid} on {runner.host}: waiting for jobs (Ctrl-C to stop)", err=True)
+    try:
+        runner.serve(once=once, poll_s=poll)
+    except KeyboardInterrupt:
+        runner.stop()
 
 
 def main() -> None:

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     inference_model: str = Field("base", description="Model name sent to LADDER_INFERENCE_URL for base answers.")
     inference_api_key: SecretStr | None = Field(None, description="API key for LADDER_INFERENCE_URL, if it needs one. Secret.")
     inference_timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for the inference endpoint before giving up.")
+    base_model: str = Field(
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        description="Default base model for training and answers: a Hugging Face id already in the cache, or a local folder.",
+    )
+    trainers: list[str] = Field(
+        default_factory=list,
+        description='Chat users allowed to launch training jobs (JSON list of ids, e.g. ["U123", "alice"]); unset allows only the local terminal.',
+    )
     gpu_prices: dict[str, float] = Field(
         default_factory=dict,
         description='JSON map of GPU name to USD per hour overriding the estimate table, e.g. {"A100-80GB": 1.6}.',

@@ -80,7 +80,7 @@ ActionHandler = Callable[[Context, dict[str, Any]], Iterable[Reply]]
 Fallback = Callable[[Context], Iterable[Reply] | None]
 
 # Capability modules; each has `install(engine)` that adds its commands, buttons and fallbacks.
-CAPABILITIES = ["bot.interviewer", "bot.knowledge"]
+CAPABILITIES = ["bot.interviewer", "bot.knowledge", "bot.training"]
 
 
 @dataclass(frozen=True)
@@ -256,8 +256,6 @@ INTRO = (
 
 # The capabilities on the roadmap; a landed capability replaces its placeholder here.
 _ROADMAP = [
-    Command("train", "train (attach a dataset)", "Check a dataset and launch a LoRA/QLoRA job", "Train"),
-    Command("jobs", "jobs [ID]", "Show training jobs and their progress", "Train"),
     Command("compare", "compare PROMPT", "Blind side-by-side answers from base, RAG and adapters", "Arena"),
     Command("leaderboard", "leaderboard", "Ratings from the team's votes", "Arena"),
 ]

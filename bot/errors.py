@@ -2,19 +2,11 @@
 
 Raise `LadderError("what went wrong; how to fix it")` anywhere. Only the edges (CLI, terminal
 chat, Slack, Discord) turn it into a message; every other exception is logged and shown as a
-generic message, never as raw exception text.
+generic message, never as raw exception text. It is defined in `trainer.errors` (the lowest
+layer, which never imports `bot`) and re-exported here.
 """
 
-
-class LadderError(Exception):
-    """A problem the user can act on. The message names the problem and the fix."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+from trainer.errors import LadderError
 
 
 class NotAvailableYet(LadderError):
@@ -26,3 +18,6 @@ class NotAvailableYet(LadderError):
             "see `ladder --help` for what works today"
         )
         self.capability = capability
+
+
+__all__ = ["LadderError", "NotAvailableYet"]

@@ -70,6 +70,19 @@ class Shape:
         return cls(hidden, layers, int(hidden * LLAMA_MLP_RATIO), vocab)
 
 
+def shape_from_config(config: dict) -> tuple[Shape, float]:
+    """Return (shape, parameter count) from a Hugging Face config.json of a Llama-style model."""
+    h = int(config["hidden_size"])
+    layers = int(config["num_hidden_layers"])
+    i = int(config.get("intermediate_size") or 4 * h)
+    vocab = int(config.get("vocab_size") or 32_000)
+    heads = int(config.get("num_attention_heads") or max(1, h // 64))
+    kv = int(config.get("num_key_value_heads") or heads) * (h // heads)
+    per_layer = 2 * h * h + 2 * h * kv + 3 * h * i + 2 * h  # attention, MLP, two norms
+    embeddings = vocab * h * (1 if config.get("tie_word_embeddings") else 2)
+    return Shape(h, layers, i, vocab, kv), float(per_layer * layers + embeddings + h)
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Training memory for one method, with its breakdown (GB) and the adapter's size."""
@@ -140,10 +153,12 @@ def estimate_memory(
     target_modules: str = "all-linear",
     gradient_checkpointing: bool = True,
     vocab: int = 32_000,
+    shape: Shape | None = None,
 ) -> MemoryEstimate:
     """Return the training GPU memory estimate for `method` on a `params_b`-billion model.
 
-    Raises LadderError for an unknown method or a non-positive size, length, batch or rank.
+    `shape` gives the real architecture (from config.json) instead of one derived from the
+    size. Raises LadderError for an unknown method or a non-positive size, length, batch or rank.
     """
     if method not in METHODS:
         raise LadderError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
@@ -151,7 +166,7 @@ def estimate_memory(
         if value <= 0:
             raise LadderError(f"{name} must be positive, got {value}")
     params = params_b * 1e9
-    shape = Shape.from_params(params, vocab)
+    shape = shape or Shape.from_params(params, vocab)
     activations = activation_gb(shape, seq_len, batch, gradient_checkpointing)
     if method == "full":
         trainable = int(params)

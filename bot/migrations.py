@@ -241,6 +241,25 @@ def m002_interview_sessions(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m003_training_queue(db: sqlite_utils.Database) -> None:
+    """What the training queue needs beyond m001: where a job writes, how often it resumed,
+    and the workers that are alive (so a dead worker's job is found and resumed)."""
+    db["jobs"].add_column("output_dir", str)
+    db["jobs"].add_column("resumes", int, not_null_default=0)
+    db["jobs"].add_column("requested_by_platform", str)
+    db["workers"].create(
+        {
+            "pid": int,
+            "host": str,
+            "started_at": str,
+            "heartbeat_at": str,
+            "job_id": int,  # the job it is running, if any
+        },
+        pk=("host", "pid"),
+    )
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

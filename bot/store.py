@@ -25,6 +25,10 @@ from bot.migrations import apply_migrations, now, write_transaction
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]$")
 
 
+def _decode_job(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, **{k: json.loads(row[k] or "{}") for k in ("config", "progress", "metrics")}}
+
+
 class Store:
     """Ladder's state. Safe to share between threads: each thread gets its own connection."""
 
@@ -348,6 +352,124 @@ class Store:
             [project_id],
         ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
+
+    # -- datasets, jobs, workers and adapters ----------------------------------------------
+
+    def add_dataset(self, project_id: int, name: str, path: str, report: dict[str, Any], user: str) -> int:
+        """Record a checked dataset and return its id."""
+        with self.atomic() as db:
+            return db["datasets"].insert({
+                "project_id": project_id, "name": name, "path": path, "sha256": report["sha256"],
+                "format": report["format"], "rows": report["rows"], "valid_rows": report["valid"],
+                "report": json.dumps(report, sort_keys=True), "created_by": user, "created_at": now(),
+            }).last_pk
+
+    def add_job(self, project_id: int, dataset_id: int, name: str, method: str, base_model: str,
+                config: dict[str, Any], user: str, place: str | None, platform: str) -> int:
+        """Queue a training job and return its id; the audit log records who launched it."""
+        with self.atomic() as db:
+            job_id = db["jobs"].insert({
+                "project_id": project_id, "dataset_id": dataset_id, "name": name, "status": "queued",
+                "method": method, "base_model": base_model, "config": json.dumps(config, sort_keys=True),
+                "progress": json.dumps({}), "metrics": json.dumps({"train_loss": [], "val_loss": []}),
+                "place": place, "created_by": user, "created_at": now(), "requested_by_platform": platform,
+            }).last_pk
+            self._audit(db, user, "job.launch", project_id, f"job {job_id}", {"name": name, "method": method})
+        return job_id
+
+    def job(self, job_id: int) -> dict[str, Any] | None:
+        """Return a job with its JSON columns decoded, or None."""
+        rows = list(self.db["jobs"].rows_where("id = ?", [job_id]))
+        return _decode_job(rows[0]) if rows else None
+
+    def jobs(self, project_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Return the newest jobs, optionally for one project."""
+        where, args = ("project_id = ?", [project_id]) if project_id is not None else (None, [])
+        return [_decode_job(r) for r in self.db["jobs"].rows_where(where, args, order_by="id desc", limit=limit)]
+
+    def update_job(self, job_id: int, **fields: Any) -> None:
+        """Set job columns; dicts are stored as JSON."""
+        values = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in fields.items()}
+        with self.atomic() as db:
+            db["jobs"].update(job_id, values)
+
+    def claim_job(self, pid: int, job_id: int | None = None) -> dict[str, Any] | None:
+        """Atomically take the oldest queued job (or `job_id`) for worker `pid`; None if none."""
+        with self.atomic() as db:
+            if job_id is None:
+                row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+            else:
+                row = db.execute("SELECT id FROM jobs WHERE status = 'queued' AND id = ?", [job_id]).fetchone()
+            if row is None:
+                return None
+            db["jobs"].update(row[0], {"status": "running", "worker_pid": pid, "started_at": now(), "heartbeat_at": now(), "error": None})
+        return self.job(row[0])
+
+    def request_cancel(self, job_id: int, user: str) -> str:
+        """Cancel a queued job now, or ask the worker to stop a running one; return the new status.
+
+        Raises LadderError for an unknown job or one that already finished.
+        """
+        with self.atomic() as db:
+            job = self.job(job_id)
+            if job is None:
+                raise LadderError(f"there is no job {job_id}; `ladder jobs list` shows them")
+            if job["status"] in {"succeeded", "failed", "cancelled"}:
+                raise LadderError(f"job {job_id} already {job['status']}; nothing to cancel")
+            status = "cancelled" if job["status"] == "queued" else "cancelling"
+            db["jobs"].update(job_id, {"status": status, **({"finished_at": now()} if status == "cancelled" else {})})
+            self._audit(db, user, "job.cancel", job["project_id"], f"job {job_id}", {"was": job["status"]})
+        return status
+
+    def worker_alive(self, pid: int, host: str, job_id: int | None = None) -> None:
+        """Record (or refresh) a live worker's heartbeat."""
+        with self.atomic() as db:
+            db["workers"].upsert(
+                {"pid": pid, "host": host, "heartbeat_at": now(), "job_id": job_id,
+                 **({} if db.execute("SELECT 1 FROM workers WHERE pid=? AND host=?", [pid, host]).fetchone() else {"started_at": now()})},
+                pk=("host", "pid"),
+            )
+
+    def worker_gone(self, pid: int, host: str) -> None:
+        """Forget a worker that stopped cleanly."""
+        with self.atomic() as db:
+            db.execute("DELETE FROM workers WHERE pid = ? AND host = ?", [pid, host])
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Return the registered workers."""
+        return list(self.db["workers"].rows)
+
+    def add_adapter(self, project_id: int, job_id: int, name: str, base_model: str, method: str, path: str,
+                    metrics: dict[str, Any], user: str) -> int:
+        """Register a trained adapter and return its id."""
+        with self.atomic() as db:
+            adapter_id = db["adapters"].insert({
+                "project_id": project_id, "job_id": job_id, "name": name, "base_model": base_model, "method": method,
+                "path": path, "metrics": json.dumps(metrics, sort_keys=True), "created_by": user, "created_at": now(),
+            }).last_pk
+            self._audit(db, user, "adapter.register", project_id, name, {"job": job_id})
+        return adapter_id
+
+    def adapters(self, project_id: int) -> list[dict[str, Any]]:
+        """Return the project's adapters, newest first, metrics decoded."""
+        rows = self.db["adapters"].rows_where("project_id = ?", [project_id], order_by="id desc")
+        return [{**r, "metrics": json.loads(r["metrics"] or "{}")} for r in rows]
+
+    def adapter(self, project_id: int, name: str) -> dict[str, Any] | None:
+        """Return the adapter called `name` in a project, or None."""
+        rows = list(self.db["adapters"].rows_where("project_id = ? AND name = ?", [project_id, name]))
+        return {**rows[0], "metrics": json.loads(rows[0]["metrics"] or "{}")} if rows else None
+
+    def delete_adapter(self, project_id: int, name: str, user: str) -> dict[str, Any]:
+        """Unregister an adapter and return its row; raise LadderError if unknown."""
+        adapter = self.adapter(project_id, name)
+        if adapter is None:
+            known = ", ".join(a["name"] for a in self.adapters(project_id)) or "none yet"
+            raise LadderError(f"no adapter named {name!r} (adapters: {known})")
+        with self.atomic() as db:
+            db.execute("DELETE FROM adapters WHERE id = ?", [adapter["id"]])
+            self._audit(db, user, "adapter.delete", project_id, name, {})
+        return adapter
 
     # -- audit and counts ------------------------------------------------------------------
 

@@ -1,0 +1,471 @@
+"""The LoRA / QLoRA / DoRA training recipe. It reads top to bottom: setup, train, save.
+
+Loss is computed on the final assistant answer only (its tokens are found by applying the
+base model's chat template with and without it). Examples are packed best-fit-decreasing into
+max_length rows (TRL's `pack_dataset`) and trained with transformers' Trainer and peft.
+Progress goes to `on_event` as plain dicts, so the caller decides where it lands (stdout for the
+worker, SQLite for the queue, a chat thread for the team).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainer.config import RecipeConfig
+from trainer.errors import LadderError
+from trainer.formats import Example, read_dataset
+
+# bitsandbytes logs a warning about an optional "kernels" download on CPU; it is harmless and
+# installing `kernels` would fetch from the hub, so keep it out of the job log.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
+Event = dict[str, Any]
+OOM_EXIT_CODE = 3
+
+
+class OutOfMemory(LadderError):
+    """CUDA ran out of memory; the message carries concrete suggestions."""
+
+
+def run(config: RecipeConfig, on_event: Callable[[Event], None]) -> dict[str, Any]:
+    """Train an adapter as `config` says; return its summary (also written to ladder.json).
+
+    Resumes from the newest checkpoint in `output_dir/checkpoints` when one exists. Raises
+    LadderError for bad data or an unloadable model, OutOfMemory when CUDA runs out of memory.
+    """
+    import torch
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
+    # ---- setup -------------------------------------------------------------------------------
+    on_event({"event": "config", "config": config.to_json_dict()})
+    set_seed(config.seed)
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    model_dir, revision = resolve_base_model(config.base_model)
+    tokenizer, model = load_base(model_dir, config.method, cuda, bf16)
+    model = attach_adapter(model, config)
+    train_rows, val_rows, data_info = build_data(config)
+    train_set = encode(train_rows, tokenizer, config.max_length)
+    if config.packing:
+        from trl import pack_dataset
+
+        # Best-fit-decreasing packing keeps every example whole and leaves almost no padding.
+        train_set = pack_dataset(train_set, config.max_length, strategy="bfd")
+    val_set = encode(val_rows, tokenizer, config.max_length) if val_rows else None
+    collator = Collator(tokenizer.pad_token_id, flatten=uses_varlen_attention(model))
+    data_info.update(train_rows_after_packing=len(train_set), attention=model.config._attn_implementation)
+    on_event({"event": "data", **data_info})
+    checkpoints = Path(config.output_dir) / "checkpoints"
+    has_eval = val_set is not None
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a share of the total steps
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        activation_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=1,
+        bf16=bf16,
+        use_cpu=not cuda,
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to=[],
+        disable_tqdm=True,
+        remove_unused_columns=False,  # the collator needs completion_mask and seq_lengths
+        dataloader_num_workers=0,
+    )
+    reporter = ProgressReporter(on_event, collator)
+    callbacks = [reporter]
+    if has_eval:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
+                      data_collator=collator, callbacks=callbacks)
+
+    # ---- train -------------------------------------------------------------------------------
+    resume = latest_checkpoint(checkpoints)
+    if resume is not None:
+        on_event({"event": "resume", "checkpoint": resume.name, "step": int(resume.name.split("-")[-1])})
+    started = time.time()
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except torch.cuda.OutOfMemoryError:
+        raise OutOfMemory(oom_advice(config)) from None
+    seconds = time.time() - started
+
+    # ---- save --------------------------------------------------------------------------------
+    adapter_dir = Path(config.output_dir) / "adapter"
+    trainer.save_model(str(adapter_dir))  # the best checkpoint when there was a validation set
+    metrics = summarise(trainer.state.log_history, reporter.train_tokens, seconds)
+    metrics["resumed_from_step"] = int(resume.name.split("-")[-1]) if resume else None
+    summary = {
+        "config": config.to_json_dict(),
+        "base_model": {"id": config.base_model, "path": str(model_dir), "revision": revision},
+        "dataset": data_info,
+        "metrics": metrics,
+        "adapter": str(adapter_dir),
+        "device": "cuda" if cuda else "cpu",
+    }
+    (Path(config.output_dir) / "ladder.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    plot_losses(metrics, Path(config.output_dir) / "loss.png", title=f"{config.method} on {Path(config.base_model).name}")
+    on_event({"event": "done", "metrics": metrics, "adapter": str(adapter_dir)})
+    return summary
+
+
+# -- setup helpers ----------------------------------------------------------------------------
+
+
+def resolve_base_model(base: str) -> tuple[Path, str]:
+    """Return (local folder, revision) for a base model path or a cached Hugging Face id.
+
+    The revision is the hub commit for cached models, else a hash of the folder's config.json.
+    Raises LadderError when the model is not on disk (nothing is downloaded).
+    """
+    import hashlib
+
+    path = Path(base).expanduser()
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.exists():
+            raise LadderError(f"{base} has no config.json; point --base-model at a model folder")
+        return path, "local:" + hashlib.sha256(config.read_bytes()).hexdigest()[:12]
+    if base.count("/") == 1:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            folder = Path(snapshot_download(base, local_files_only=True))
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            folder = None
+        if folder is not None:
+            return folder, folder.name
+    raise LadderError(
+        f"base model {base!r} is not a local folder or in the Hugging Face cache; download it first "
+        f"(`huggingface-cli download {base}`) or pass a local path"
+    )
+
+
+def load_base(model_dir: Path, method: str, cuda: bool, bf16: bool):
+    """Return (tokenizer, model) ready for peft: 4-bit NF4 with double quantisation for QLoRA."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise LadderError(f"the tokenizer in {model_dir} has no chat template; use an instruct/chat model")
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+    if method == "qlora":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",  # NormalFloat4: the QLoRA paper's data type for normal weights
+            bnb_4bit_use_double_quant=True,  # quantise the quantisation constants too (~0.4 bit/param saved)
+            bnb_4bit_compute_dtype=dtype,  # bf16 matmuls on CUDA, fp32 on CPU
+        )
+        if cuda:
+            kwargs["device_map"] = {"": 0}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise LadderError(f"could not load the base model from {model_dir} ({type(exc).__name__}: {exc})") from None
+    return tokenizer, model
+
+
+def attach_adapter(model, config: RecipeConfig):
+    """Return the model with a fresh LoRA/DoRA adapter (k-bit preparation first for QLoRA)."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if config.method == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    return get_peft_model(model, lora_config(config))
+
+
+def lora_config(config: RecipeConfig):
+    """Return peft's LoraConfig for the recipe (DoRA is LoRA with use_dora)."""
+    from peft import LoraConfig
+
+    targets = config.target_modules
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
+        use_dora=config.method == "dora",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _rows(examples: list[Example]) -> list[list[dict[str, str]]]:
+    return [ex.messages for ex in examples]
+
+
+def encode(rows: list[list[dict[str, str]]], tokenizer, max_length: int):
+    """Return a Dataset of input_ids and completion_mask (1 on the final answer's tokens).
+
+    The chat template is applied to the whole conversation and to the prompt alone; tokens past
+    their shared prefix are the answer (its end-of-turn token included, so the model learns to
+    stop). Sequences longer than `max_length` are truncated.
+    """
+    from datasets import Dataset
+
+    ids, masks = [], []
+    for messages in rows:
+        full = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+        prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True,
+                                               return_dict=True)["input_ids"]
+        shared = 0
+        while shared < min(len(full), len(prompt)) and full[shared] == prompt[shared]:
+            shared += 1
+        full = full[:max_length]
+        ids.append(full)
+        masks.append([0] * min(shared, len(full)) + [1] * max(0, len(full) - shared))
+    return Dataset.from_dict({"input_ids": ids, "completion_mask": masks})
+
+
+def uses_varlen_attention(model) -> bool:
+    """True when the attention kernel takes packed sequences flattened into one row (flash)."""
+    return str(getattr(model.config, "_attn_implementation", "")).startswith("flash")
+
+
+class Collator:
+    """Batches encoded rows; counts the real tokens it hands to the model.
+
+    Packed rows carry `seq_lengths`: their position ids restart at each example, and with no
+    attention mask transformers builds a block-diagonal causal mask per row (sdpa/eager), so
+    packed examples never attend to each other. Flash kernels instead get all rows flattened
+    into one sequence. Unpacked rows are padded to the longest in the batch.
+    """
+
+    def __init__(self, pad_token_id: int, flatten: bool = False):
+        self.pad_token_id = pad_token_id
+        self.flatten = flatten
+        self.tokens = 0
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        longest = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), longest), -100, dtype=torch.long)
+        real = torch.zeros((len(rows), longest), dtype=torch.long)
+        positions = torch.zeros((len(rows), longest), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row["input_ids"])
+            ids[i, :n] = torch.tensor(row["input_ids"])
+            answer = torch.tensor(row["completion_mask"], dtype=torch.bool)
+            labels[i, :n] = torch.where(answer, ids[i, :n], torch.tensor(-100))
+            real[i, :n] = 1
+            offset = 0
+            for length in row.get("seq_lengths") or [n]:
+                positions[i, offset:offset + length] = torch.arange(length)
+                offset += length
+            if longest > n:  # padding forms its own short "sequence" and is never a label
+                positions[i, n:] = torch.arange(longest - n)
+        self.tokens += int(real.sum())
+        if "seq_lengths" not in rows[0]:
+            return {"input_ids": ids, "labels": labels, "attention_mask": real}
+        if self.flatten:
+            keep = real.bool()
+            return {"input_ids": ids[keep][None], "labels": labels[keep][None], "position_ids": positions[keep][None]}
+        return {"input_ids": ids, "labels": labels, "position_ids": positions}
+
+
+def build_data(config: RecipeConfig) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """Return (train rows, validation rows, facts about the data) for the trainer.
+
+    Raises LadderError when the training file has no usable examples.
+    """
+    import hashlib
+
+    parsed = read_dataset(config.train_file)
+    if not parsed.examples:
+        raise LadderError(f"{config.train_file} has no usable examples; run `ladder data check` on it")
+    rng = random.Random(config.seed)
+    train = list(parsed.examples)
+    if config.val_file:
+        val = read_dataset(config.val_file).examples
+    elif config.val_fraction > 0 and len(train) >= 20:
+        rng.shuffle(train)
+        cut = max(2, int(len(train) * config.val_fraction))
+        val, train = train[:cut], train[cut:]
+    else:
+        val = []
+    general = 0
+    if config.general_file and config.general_ratio > 0:
+        pool = read_dataset(config.general_file).examples
+        # Seed 004: general = task * ratio / (1 - ratio), e.g. 5,000 task -> 2,142 general at 30%.
+        wanted = int(len(train) * config.general_ratio / (1 - config.general_ratio))
+        if len(pool) < wanted:
+            raise LadderError(
+                f"general data has {len(pool)} examples but a {config.general_ratio:.0%} mix needs {wanted}; "
+                "add more or lower general_ratio"
+            )
+        picked = rng.sample(pool, wanted)
+        general = len(picked)
+        train = train + picked
+        rng.shuffle(train)
+    info = {
+        "train_file": str(config.train_file),
+        "sha256": hashlib.sha256(Path(config.train_file).read_bytes()).hexdigest(),
+        "format": parsed.format,
+        "train_examples": len(train),
+        "val_examples": len(val),
+        "general_examples": general,
+        "skipped_lines": len(parsed.errors),
+    }
+    return _rows(train), _rows(val), info
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """Return the newest complete `checkpoint-N` folder, or None."""
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def oom_advice(config: RecipeConfig) -> str:
+    """Return what to change after a CUDA out-of-memory error, most effective first."""
+    tips = []
+    if config.method != "qlora":
+        tips.append("--method qlora (4-bit base weights)")
+    if not config.gradient_checkpointing:
+        tips.append("gradient checkpointing")
+    if config.batch_size > 1:
+        tips.append(f"batch size {max(1, config.batch_size // 2)} with grad_accum {config.grad_accum * 2}")
+    if config.max_length > 256:
+        tips.append(f"a shorter max_length ({config.max_length // 2} tokens)")
+    return "the GPU ran out of memory during training; try " + ", ".join(tips or ["a smaller base model"])
+
+
+# -- progress --------------------------------------------------------------------------------
+
+
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class ProgressReporter(_callback_base()):
+    """Turns Trainer callbacks into progress events: step/total, loss, val loss, tokens/s, ETA."""
+
+    def __init__(self, on_event: Callable[[Event], None], collator: Collator):
+        self.on_event = on_event
+        self.collator = collator
+        self.started = None
+        self.first_step = 0
+        self.loss = None
+        self.last_emit = 0.0
+        self._mark = 0
+        self.eval_tokens = 0  # the collator also batches validation data; keep it out of tokens/s
+
+    @property
+    def train_tokens(self) -> int:
+        """Real tokens trained on in this run (validation batches excluded)."""
+        return self.collator.tokens - self.eval_tokens
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.eval_tokens += self.collator.tokens - self._mark
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.time()
+        self.first_step = state.global_step
+        self.on_event({"event": "start", "step": state.global_step, "total": state.max_steps})
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" in logs:
+            self.loss = float(logs["loss"])
+        if "eval_loss" in logs:
+            self.on_event({"event": "eval", "step": state.global_step, "val_loss": float(logs["eval_loss"])})
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._mark = self.collator.tokens
+        now = time.time()
+        if now - self.last_emit < 1.0 and state.global_step < state.max_steps:
+            return
+        self.last_emit = now
+        elapsed = max(now - (self.started or now), 1e-9)
+        done = state.global_step - self.first_step
+        rate = done / elapsed if done else 0.0
+        remaining = state.max_steps - state.global_step
+        self.on_event({
+            "event": "progress",
+            "step": state.global_step,
+            "total": state.max_steps,
+            "loss": self.loss,
+            "tokens_per_s": round(self.train_tokens / elapsed, 1) if self.train_tokens else None,
+            "eta_s": round(remaining / rate, 1) if rate else None,
+            "epoch": round(state.epoch or 0.0, 3),
+        })
+
+    def on_save(self, args, state, control, **kwargs):
+        self.on_event({"event": "checkpoint", "step": state.global_step})
+
+
+def summarise(log_history: list[dict[str, Any]], tokens: int, seconds: float) -> dict[str, Any]:
+    """Return loss curves and headline numbers; `tokens` counts the real tokens trained on in
+    this run and `seconds` its wall time."""
+    train = [[int(e["step"]), round(float(e["loss"]), 5)] for e in log_history if "loss" in e and "step" in e]
+    val = [[int(e["step"]), round(float(e["eval_loss"]), 5)] for e in log_history if "eval_loss" in e]
+    final = next((e for e in reversed(log_history) if "train_runtime" in e), {})
+    return {
+        "train_loss": train,
+        "val_loss": val,
+        "best_val_loss": min((v for _, v in val), default=None),
+        "final_train_loss": train[-1][1] if train else None,
+        "steps": train[-1][0] if train else 0,
+        "train_tokens": int(tokens),
+        "train_runtime_s": round(float(final.get("train_runtime", seconds)), 2),
+        "tokens_per_s": round(tokens / float(final.get("train_runtime", seconds)), 1) if tokens else None,
+    }
+
+
+def plot_losses(metrics: dict[str, Any], path: Path, title: str) -> Path:
+    """Draw the training and validation loss curves to a PNG and return its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    if metrics["train_loss"]:
+        steps, losses = zip(*metrics["train_loss"], strict=True)
+        ax.plot(steps, losses, label="train loss", color="#4C72B0")
+    if metrics["val_loss"]:
+        steps, losses = zip(*metrics["val_loss"], strict=True)
+        ax.plot(steps, losses, "o-", label="validation loss", color="#DD8452")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
