@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -668,44 +669,145 @@ def adapters_delete(
         typer.echo(f"deleted adapter {name}")
 
 
+def _arena(project: str):
+    """Return (settings, store, arena, project row) with a client for generation."""
+    from bot.arena import Arena
+    from bot.inference import client_for
+
+    settings, store, _ = _services()
+    row = store.require_project(project)
+    return settings, store, Arena(settings, store, client_for(settings, store)), row
+
+
 @app.command()
 def compare(
     project: ProjectOpt,
     prompt: Annotated[str, typer.Argument(help="The prompt every variant answers.")],
-    variants: VariantsOpt = "base,rag",
+    variants: Annotated[
+        Optional[str],
+        typer.Option("--variants", help="Comma-separated variants: base, rag, lora:NAME, lora+rag:NAME (default: all available)."),
+    ] = None,
     user: Annotated[Optional[str], typer.Option("--user", help="Who asks (for the battle record).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Answer with every variant at once, unblinded (no battle).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Answer one prompt with two variants side by side, blind, and open a battle."""
-    raise NotAvailableYet("ladder compare")
+    """Answer one prompt with two variants side by side, blind, and open a battle (or --all)."""
+    from bot.arena import available_variants, parse_variants
+
+    settings, store, arena, row = _arena(project)
+    chosen = parse_variants(variants, store, row) if variants else available_variants(store, row)
+    if show_all:
+        answers = arena.answer(row, chosen, prompt)
+        result = {"prompt": prompt, "answers": [a.to_dict() for a in answers]}
+    else:
+        battle = arena.battle(row, prompt, user or current_user(settings), chosen if variants else None)
+        result = {"battle_id": battle["id"], "prompt": prompt, "answers": [
+            {"side": side, **battle["details"][side]} for side in ("a", "b")
+        ]}
+    if as_json:
+        emit_json(result)
+        return
+    from bot.comparisons import grid_replies
+
+    render_human(grid_replies(result, blind=False))
 
 
 @app.command()
 def vote(
     battle_id: Annotated[str, typer.Argument(help="Battle id from `ladder compare`.")],
     winner: Annotated[Winner, typer.Option("--winner", help="a, b, tie or bad (both bad).")],
-    user: Annotated[str, typer.Option("--user", help="Who votes; one vote per user per battle.")],
+    user: Annotated[str, typer.Option("--user", help="Who votes; one vote per user per battle, changeable.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Vote on a blind battle; the reveal shows which variant was which."""
-    raise NotAvailableYet("ladder vote")
+    from bot.arena import Arena
+
+    settings, store, _ = _services()
+    battle = Arena(settings, store, None).vote(battle_id, user, winner.value)
+    reveal = {"battle_id": battle_id, "winner": winner.value, "changed": battle["changed"],
+              "a": {"variant": battle["variant_a"], "latency_ms": battle["latency_a_ms"]},
+              "b": {"variant": battle["variant_b"], "latency_ms": battle["latency_b_ms"]},
+              "votes": len(battle["votes"])}
+    if as_json:
+        emit_json(reveal)
+    else:
+        typer.echo(f"A was {reveal['a']['variant']} ({reveal['a']['latency_ms']:.0f} ms), "
+                   f"B was {reveal['b']['variant']} ({reveal['b']['latency_ms']:.0f} ms)")
+
+
+def _leaderboard(store, row) -> dict:
+    from bot.arena import Arena, available_variants, outcomes
+    from bot.leaderboard import leaderboard as rank
+
+    battles = Arena(None, store, None).battles(row)
+    seen = {v for b in battles for v in (b["variant_a"], b["variant_b"])}
+    variants = sorted(seen | set(available_variants(store, row)))
+    return {"project": row["name"], **rank(outcomes(battles), variants)}
 
 
 @app.command()
 def leaderboard(project: ProjectOpt, as_json: JsonFlag = False) -> None:
-    """Bradley-Terry ratings of the variants from the team's votes."""
-    raise NotAvailableYet("ladder leaderboard")
+    """Bradley-Terry ratings of the variants from the team's votes, with 95% intervals."""
+    settings, store, _ = _services()
+    board = _leaderboard(store, store.require_project(project))
+    if as_json:
+        emit_json(board)
+        return
+    from bot.comparisons import leaderboard_replies
+
+    render_human(leaderboard_replies(board))
 
 
 @app.command("eval")
 def eval_command(
     project: ProjectOpt,
-    eval_file: Annotated[Path, typer.Option("--eval-file", help="Held-out JSONL of prompts and references.")],
+    eval_file: Annotated[Path, typer.Option("--eval-file", help="Held-out JSONL of {prompt, reference}.")],
     variants: VariantsOpt = "base,rag",
+    schema: Annotated[Optional[Path], typer.Option("--schema", help="JSON Schema the answers must satisfy.")] = None,
+    general_file: Annotated[Optional[Path], typer.Option("--general-file", help="General set for the forgetting check (default: built-in).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Held-out evaluation of variants: exact match, F1, ROUGE-L, JSON validity, latency."""
-    raise NotAvailableYet("ladder eval")
+    """Held-out evaluation of variants: exact match, F1, ROUGE-L, JSON validity, latency, forgetting."""
+    from bot.arena import parse_variants
+    from bot.heldout import evaluate, general_items, load_items
+
+    settings, store, arena, row = _arena(project)
+    schema_doc = None
+    if schema:
+        try:
+            schema_doc = json.loads(schema.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LadderError(f"could not read the JSON Schema {schema} ({exc}); give a JSON file") from None
+    result = evaluate(arena, row, load_items(eval_file), parse_variants(variants, store, row), schema_doc,
+                      general_items(general_file))
+    if as_json:
+        emit_json(result)
+        return
+    from bot.comparisons import eval_replies
+
+    render_human(eval_replies(result))
+
+
+@app.command("export-preferences")
+def export_preferences(
+    project: ProjectOpt,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the JSONL here (default: stdout).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write the team's votes as DPO preference data: JSONL of {prompt, chosen, rejected}."""
+    from bot.arena import Arena, preferences
+
+    settings, store, _ = _services()
+    rows = preferences(Arena(None, store, None).battles(store.require_project(project)))
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if out:
+        out.write_text(lines, encoding="utf-8")
+    if as_json:
+        emit_json({"rows": len(rows), "out": str(out) if out else None, "preferences": rows if not out else None})
+    elif out:
+        typer.echo(f"wrote {len(rows)} preference pairs to {out}")
+    else:
+        sys.stdout.write(lines)
 
 
 @serve_app.command("slack")
@@ -721,9 +823,24 @@ def serve_discord() -> None:
 
 
 @serve_app.command("models")
-def serve_models() -> None:
+def serve_models(
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model (default LADDER_BASE_MODEL).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    max_adapters: Annotated[Optional[int], typer.Option("--max-adapters", min=1, help="Adapters kept resident (LRU).")] = None,
+) -> None:
     """Serve an OpenAI-compatible model server: one base model plus hot-swapped adapters."""
-    raise NotAvailableYet("ladder serve models")
+    from bot.serving import ModelHost, make_server, registry_from_store
+
+    settings, store, _ = _services()
+    lookup, names = registry_from_store(store)
+    model_host = ModelHost(base_model or settings.base_model, lookup, max_adapters or settings.max_adapters, names)
+    server = make_server(model_host, host, port)
+    typer.echo(f"serving {model_host.base_id} and its adapters at http://{host}:{port}/v1 (Ctrl-C to stop)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.shutdown()
 
 
 @app.command()
@@ -748,6 +865,11 @@ def worker(
 
 def main() -> None:
     """Console entry point: run the CLI, turning LadderError into one line on stderr."""
+    import warnings
+
+    # Library deprecation notices (transformers 5 renames) are for us, not for Ladder's users.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl)\b.*")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         app()
     except NotAvailableYet as exc:

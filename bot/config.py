@@ -58,6 +58,7 @@ class Settings(BaseSettings):
         "Qwen/Qwen2.5-0.5B-Instruct",
         description="Default base model for training and answers: a Hugging Face id already in the cache, or a local folder.",
     )
+    max_adapters: int = Field(4, ge=1, le=64, description="Adapters the model server keeps loaded at once (least recently used are unloaded).")
     trainers: list[str] = Field(
         default_factory=list,
         description='Chat users allowed to launch training jobs (JSON list of ids, e.g. ["U123", "alice"]); unset allows only the local terminal.',

@@ -80,7 +80,7 @@ ActionHandler = Callable[[Context, dict[str, Any]], Iterable[Reply]]
 Fallback = Callable[[Context], Iterable[Reply] | None]
 
 # Capability modules; each has `install(engine)` that adds its commands, buttons and fallbacks.
-CAPABILITIES = ["bot.interviewer", "bot.knowledge", "bot.training"]
+CAPABILITIES = ["bot.interviewer", "bot.knowledge", "bot.training", "bot.comparisons"]
 
 
 @dataclass(frozen=True)
@@ -255,9 +255,7 @@ INTRO = (
 )
 
 # The capabilities on the roadmap; a landed capability replaces its placeholder here.
-_ROADMAP = [
-    Command("compare", "compare PROMPT", "Blind side-by-side answers from base, RAG and adapters", "Arena"),
-    Command("leaderboard", "leaderboard", "Ratings from the team's votes", "Arena"),
+_ROADMAP: list[Command] = [  # capabilities announced in `help` before they land (none left)
 ]
 
 

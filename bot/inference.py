@@ -7,6 +7,8 @@ configuration, not code.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -36,6 +38,12 @@ class InferenceClient:
 
     def chat(self, messages: list[dict[str, str]], model: str | None = None, **params) -> str:
         """Return the assistant's reply text. Raises LadderError when the server fails."""
+        return self.complete(messages, model, **params).text
+
+    def complete(self, messages: list[dict[str, str]], model: str | None = None, **params) -> "Completion":
+        """Return the reply with its latency and token counts. Raises LadderError when the server fails
+        (an unknown model is named in the message)."""
+        started = time.perf_counter()
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         body = {"model": model or self.model, "messages": messages, **params}
         try:
@@ -50,6 +58,9 @@ class InferenceClient:
                 f"could not reach the inference server at {self.base_url} ({type(exc).__name__}); "
                 "check LADDER_INFERENCE_URL or start `ladder serve models`"
             ) from None
+        if response.status_code == 404:
+            raise LadderError(f"the inference server does not serve model {body['model']!r}; "
+                              "`ladder adapters list --project P` shows the adapters")
         if response.status_code != 200:
             logger.warning("inference error %s: %s", response.status_code, response.text[:500])
             raise LadderError(
@@ -57,8 +68,62 @@ class InferenceClient:
                 f"{body['model']!r}; check the model name (LADDER_INFERENCE_MODEL) and the server log"
             )
         try:
-            return response.json()["choices"][0]["message"]["content"]
+            data = response.json()
+            text = data["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
             raise LadderError(
                 f"the inference server at {self.base_url} sent a reply that is not an OpenAI chat completion"
             ) from None
+        usage = data.get("usage") or {}
+        return Completion(text, body["model"], round((time.perf_counter() - started) * 1000, 1),
+                          int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answer with what it cost."""
+
+    text: str
+    model: str
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
+_embedded: dict[str, str] = {}
+_embedded_lock = threading.Lock()
+
+
+def embedded_client(settings: Settings, store) -> InferenceClient:
+    """Return a client for the in-process model server, starting it on first use.
+
+    `ladder chat` uses it when LADDER_INFERENCE_URL is unset. Raises LadderError when the base
+    model is not on disk.
+    """
+    from bot.serving import ModelHost, make_server, registry_from_store
+
+    with _embedded_lock:
+        key = f"{settings.base_model}@{settings.home}"
+        if key not in _embedded:
+            lookup, names = registry_from_store(store)  # Store connections are per thread
+            host = ModelHost(settings.base_model, lookup, settings.max_adapters, names)
+            server = make_server(host, "127.0.0.1", 0)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            _embedded[key] = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        return InferenceClient(_embedded[key], "base", None, settings.inference_timeout_s)
+
+
+def client_for(settings: Settings, store) -> InferenceClient:
+    """Return the client for generation: LADDER_INFERENCE_URL when set, else the embedded server.
+
+    Raises LadderError when neither is available (no URL and the base model is not on disk).
+    """
+    client = InferenceClient.from_settings(settings)
+    if client is not None:
+        return client
+    try:
+        return embedded_client(settings, store)
+    except LadderError as exc:
+        raise LadderError(
+            f"no model can answer: LADDER_INFERENCE_URL is unset and the embedded server cannot start ({exc.message})"
+        ) from None

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.engine import Command, Context, Engine
 from bot.errors import LadderError
-from bot.inference import InferenceClient
+from bot.inference import client_for
 from bot.messages import Progress, Reply, Table, Text
 
 RAG_USAGE = "rag add|status|forget SOURCE|reindex"
@@ -74,7 +74,10 @@ def ask_command(ctx: Context) -> list[Reply]:
     if not question:
         raise LadderError("ask a question: `ask what is the refund policy?`")
     hits = _kb(ctx).retrieve(project, question, k=4)
-    client = InferenceClient.from_settings(ctx.settings)
+    try:  # LADDER_INFERENCE_URL, else the embedded server when the base model is on disk
+        client = client_for(ctx.settings, ctx.store)
+    except LadderError:
+        client = None
     return answer_replies(answer(question, hits, client.chat if client else None))
 
 

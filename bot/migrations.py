@@ -260,6 +260,12 @@ def m003_training_queue(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m004_battle_details(db: sqlite_utils.Database) -> None:
+    """Per-answer token counts and sources of a battle, as JSON (latencies have columns)."""
+    db["battles"].add_column("details", str)
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

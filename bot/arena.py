@@ -1,0 +1,228 @@
+"""The arena: variants of the same model answer one prompt, blind, and the team votes.
+
+Variants: `base` (the project's system prompt and few-shot examples from prompts/arena.yaml),
+`rag` (base plus retrieved context), `lora:NAME` (an adapter) and `lora+rag:NAME`. A battle draws
+(or is given) two variants, randomises left and right, hides the names until a vote, and keeps
+everything in SQLite so its buttons work after a restart. Modelled on Chatbot Arena's battles.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from bot.config import Settings
+from bot.errors import LadderError
+from bot.inference import InferenceClient
+from bot.migrations import now
+from bot.store import Store
+
+VARIANT = re.compile(r"^(base|rag|lora:(?P<a>[\w-]+)|lora\+rag:(?P<b>[\w-]+))$")
+WINNERS = {"a": "A is better", "b": "B is better", "tie": "Tie", "bad": "Both are bad"}
+GENERATION = {"max_tokens": 256, "temperature": 0.0}  # greedy: the same prompt gets the same answer
+
+
+@dataclass
+class VariantAnswer:
+    """One variant's answer to a prompt, with its cost."""
+
+    variant: str
+    text: str
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def arena_prompts() -> dict[str, Any]:
+    """Return prompts/arena.yaml."""
+    return yaml.safe_load(resources.files("prompts").joinpath("arena.yaml").read_text(encoding="utf-8"))
+
+
+def system_messages(store: Store, project: dict[str, Any]) -> list[dict[str, str]]:
+    """Return the base variant's system prompt and few-shot turns for a project."""
+    spec = arena_prompts()
+    task = store.answers(project["id"]).get("task") or project.get("description") or spec["default_task"]
+    messages = [{"role": "system", "content": spec["system"].format(task=task).strip()}]
+    for shot in spec.get("few_shot") or []:
+        messages += [{"role": "user", "content": shot["user"]}, {"role": "assistant", "content": shot["assistant"]}]
+    return messages
+
+
+def adapter_of(variant: str) -> str | None:
+    """Return the adapter name of a lora variant, else None."""
+    match = VARIANT.match(variant)
+    return (match.group("a") or match.group("b")) if match else None
+
+
+def parse_variants(spec: str, store: Store, project: dict[str, Any]) -> list[str]:
+    """Return the variants in "base,rag,lora:NAME,lora+rag:NAME"; raise LadderError naming a bad one."""
+    variants = [v.strip() for v in spec.split(",") if v.strip()]
+    if not variants:
+        raise LadderError("name the variants, like `base,rag,lora:NAME`")
+    adapters = {a["name"] for a in store.adapters(project["id"])}
+    for variant in variants:
+        if not VARIANT.match(variant):
+            raise LadderError(f"unknown variant {variant!r}; use base, rag, lora:NAME or lora+rag:NAME")
+        name = adapter_of(variant)
+        if name and name not in adapters:
+            raise LadderError(f"no adapter named {name!r} in {project['name']} (adapters: {', '.join(sorted(adapters)) or 'none yet'})")
+        if "rag" in variant and not store.documents(project["id"]):
+            raise LadderError(f"variant {variant!r} needs documents; add some with `rag add` or `ladder rag ingest`")
+    if len(set(variants)) != len(variants):
+        raise LadderError("each variant may appear once")
+    return variants
+
+
+def available_variants(store: Store, project: dict[str, Any]) -> list[str]:
+    """Return every variant the project can answer with now."""
+    variants = ["base"]
+    rag = bool(store.documents(project["id"]))
+    if rag:
+        variants.append("rag")
+    for adapter in store.adapters(project["id"]):
+        variants.append(f"lora:{adapter['name']}")
+        if rag:
+            variants.append(f"lora+rag:{adapter['name']}")
+    return variants
+
+
+class Arena:
+    """Answers, battles, votes and the reveal for one project."""
+
+    def __init__(self, settings: Settings, store: Store, client: InferenceClient):
+        self.settings = settings
+        self.store = store
+        self.client = client
+
+    def messages_for(self, project: dict[str, Any], variant: str, prompt: str) -> tuple[str, list[dict[str, str]], list[str]]:
+        """Return (model id, messages, sources) for one variant."""
+        from rag.answer import build_messages
+        from rag.index import KnowledgeBase
+
+        base = system_messages(self.store, project)
+        sources: list[str] = []
+        if "rag" in variant:
+            hits = KnowledgeBase(self.settings, self.store).retrieve(project, prompt, k=3)
+            rag_messages = build_messages(prompt, hits)
+            messages = [{"role": "system", "content": base[0]["content"] + "\n\n" + rag_messages[0]["content"]},
+                        *base[1:], rag_messages[1]]
+            sources = [h.source for h in hits]
+        else:
+            messages = [*base, {"role": "user", "content": prompt}]
+        name = adapter_of(variant)
+        model = f"{project['name']}/{name}" if name else "base"
+        return model, messages, sources
+
+    def answer(self, project: dict[str, Any], variants: list[str], prompt: str) -> list[VariantAnswer]:
+        """Return every variant's answer, generated concurrently (the server batches them)."""
+        if not prompt.strip():
+            raise LadderError("the prompt is empty; give the arena something to answer")
+        prepared = [self.messages_for(project, v, prompt) for v in variants]
+
+        def run(item):
+            model, messages, sources = item
+            done = self.client.complete(messages, model, **GENERATION)
+            return done, sources
+
+        with ThreadPoolExecutor(max_workers=len(prepared)) as pool:
+            results = list(pool.map(run, prepared))
+        return [
+            VariantAnswer(v, done.text.strip(), done.latency_ms, done.prompt_tokens, done.completion_tokens, sources)
+            for v, (done, sources) in zip(variants, results, strict=True)
+        ]
+
+    def battle(self, project: dict[str, Any], prompt: str, user: str, variants: list[str] | None = None,
+               place: str | None = None, rng: random.Random | None = None) -> dict[str, Any]:
+        """Open a blind battle between two variants (given, or drawn) and return it.
+
+        Raises LadderError when fewer than two variants are available.
+        """
+        rng = rng or random.SystemRandom()
+        pool = variants or available_variants(self.store, project)
+        if len(pool) < 2:
+            raise LadderError(
+                f"a battle needs two variants and {project['name']} has only {', '.join(pool)}; add documents "
+                "(`rag add`) or train an adapter (`train`)"
+            )
+        pair = rng.sample(pool, 2)  # random pair in random order: position says nothing
+        a, b = self.answer(project, pair, prompt)
+        battle_id = "b" + secrets.token_hex(6)
+        with self.store.atomic() as db:
+            db["battles"].insert({
+                "id": battle_id, "project_id": project["id"], "prompt": prompt,
+                "variant_a": a.variant, "variant_b": b.variant, "answer_a": a.text, "answer_b": b.text,
+                "latency_a_ms": a.latency_ms, "latency_b_ms": b.latency_ms, "place": place,
+                "created_by": user, "created_at": now(),
+                "details": json.dumps({"a": a.to_dict(), "b": b.to_dict()}),
+            })
+        return self.get(battle_id)
+
+    def get(self, battle_id: str) -> dict[str, Any]:
+        """Return a battle with its votes; raise LadderError for an unknown id."""
+        rows = list(self.store.db["battles"].rows_where("id = ?", [battle_id]))
+        if not rows:
+            raise LadderError(f"there is no battle {battle_id!r}; `ladder compare` prints battle ids")
+        battle = {**rows[0], "details": json.loads(rows[0]["details"] or "{}")}
+        battle["votes"] = list(self.store.db["votes"].rows_where("battle_id = ?", [battle_id], order_by="created_at"))
+        return battle
+
+    def vote(self, battle_id: str, user: str, winner: str) -> dict[str, Any]:
+        """Record (or change) `user`'s vote and return the revealed battle.
+
+        Raises LadderError for an unknown battle or a winner other than a, b, tie or bad.
+        """
+        winner = winner.strip().lower()
+        if winner not in WINNERS:
+            raise LadderError(f"unknown vote {winner!r}; vote a, b, tie or bad (both bad)")
+        battle = self.get(battle_id)
+        with self.store.atomic() as db:
+            existing = db.execute("SELECT created_at FROM votes WHERE battle_id = ? AND user = ?", [battle_id, user]).fetchone()
+            db["votes"].upsert({
+                "battle_id": battle_id, "user": user, "winner": winner,
+                "created_at": existing[0] if existing else now(), "updated_at": now(),
+            }, pk=("battle_id", "user"))
+            self.store._audit(db, user, "arena.vote", battle["project_id"], battle_id, {"winner": winner,
+                                                                                         "changed": bool(existing)})
+        revealed = self.get(battle_id)
+        revealed["changed"] = bool(existing)
+        return revealed
+
+    def battles(self, project: dict[str, Any]) -> list[dict[str, Any]]:
+        """Return the project's battles, oldest first, with their votes."""
+        ids = [r["id"] for r in self.store.db["battles"].rows_where("project_id = ?", [project["id"]], order_by="created_at")]
+        return [self.get(i) for i in ids]
+
+
+def outcomes(battles: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
+    """Return (variant a, variant b, score of a) per vote: 1 a won, 0 b won, 0.5 tie or both bad."""
+    scores = {"a": 1.0, "b": 0.0, "tie": 0.5, "bad": 0.5}
+    return [(b["variant_a"], b["variant_b"], scores[v["winner"]]) for b in battles for v in b["votes"]]
+
+
+def preferences(battles: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Return DPO rows {prompt, chosen, rejected}: one per battle whose votes prefer a side."""
+    rows = []
+    for battle in battles:
+        a = sum(1 for v in battle["votes"] if v["winner"] == "a")
+        b = sum(1 for v in battle["votes"] if v["winner"] == "b")
+        if a == b:
+            continue  # ties, "both bad" and split votes teach no preference
+        chosen, rejected = (battle["answer_a"], battle["answer_b"]) if a > b else (battle["answer_b"], battle["answer_a"])
+        rows.append({"prompt": battle["prompt"], "chosen": chosen, "rejected": rejected,
+                     "chosen_variant": battle["variant_a"] if a > b else battle["variant_b"],
+                     "rejected_variant": battle["variant_b"] if a > b else battle["variant_a"], "battle": battle["id"]})
+    return rows

@@ -1,0 +1,163 @@
+"""The arena in chat: `compare`, vote buttons and the reveal, `leaderboard`, and `eval`."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from bot.arena import VARIANT, WINNERS, Arena, available_variants, outcomes, parse_variants
+from bot.engine import Command, Context, Engine
+from bot.errors import LadderError
+from bot.messages import Choices, Progress, Reply, Table, Text
+
+COMPARE_USAGE = "compare [--all] [VARIANT,...] PROMPT"
+
+
+def install(engine: Engine) -> None:
+    """Add the arena's commands and vote buttons to `engine`."""
+    engine.add_command(Command("compare", COMPARE_USAGE, "Blind side-by-side answers from base, RAG and adapters",
+                               "Arena", compare_command))
+    engine.add_command(Command("leaderboard", "leaderboard", "Ratings from the team's votes", "Arena", leaderboard_command))
+    engine.add_command(Command("eval", "eval [variants=base,lora:NAME] (attach a held-out JSONL)",
+                               "Held-out evaluation of the variants", "Arena", eval_command))
+    engine.add_action("arena.vote", _vote)
+
+
+def _arena(ctx: Context) -> Arena:
+    from bot.inference import client_for
+
+    return Arena(ctx.settings, ctx.store, client_for(ctx.settings, ctx.store))
+
+
+# -- rendering (shared with the CLI) -----------------------------------------------------------
+
+
+def grid_replies(result: dict[str, Any], blind: bool) -> list[Reply]:
+    """Return answers side by side: "A"/"B" when blind, variant names otherwise."""
+    replies: list[Reply] = [Text(f"**Prompt:** {result['prompt']}")]
+    for answer in result["answers"]:
+        label = f"Answer {answer['side'].upper()}" if blind else answer["variant"]
+        cost = "" if blind else f" _({answer['latency_ms']:.0f} ms, {answer['completion_tokens']} tokens)_"
+        replies.append(Text(f"**{label}**{cost}\n\n{answer['text'] or '(empty answer)'}"))
+    return replies
+
+
+def leaderboard_replies(board: dict[str, Any]) -> list[Reply]:
+    """Return the leaderboard as a table and its verdict."""
+    rows = tuple(
+        (r["variant"], f"{r['rating']:.0f}", f"{r['ci_low']:.0f}-{r['ci_high']:.0f}", str(r["battles"]),
+         f"{r['wins']}/{r['ties']}/{r['losses']}")
+        for r in board["variants"]
+    )
+    return [Table(("variant", "rating", "95% interval", "battles", "W/T/L"), rows, title="Leaderboard"),
+            Text(f"{board['votes']} votes · {board['message']}.", tone="success" if board["settled"] else "info")]
+
+
+def eval_replies(result: dict[str, Any]) -> list[Reply]:
+    """Return a held-out evaluation as a table, with the forgetting check."""
+    rows = []
+    for variant, m in result["variants"].items():
+        rows.append((variant, f"{m['exact_match']:.2f}", f"{m['token_f1']:.2f}", f"{m['rouge_l']:.2f}",
+                     f"{m['json_valid']:.2f}" + (f" / {m['schema_compliant']:.2f}" if m["schema_compliant"] is not None else ""),
+                     f"{m['latency_p50_ms']:.0f}/{m['latency_p95_ms']:.0f}", f"{m['output_tokens']:.0f}"))
+    replies: list[Reply] = [Table(("variant", "exact", "F1", "ROUGE-L", "JSON", "latency p50/p95 ms", "out tokens"),
+                                  tuple(rows), title=f"Held-out evaluation ({result['items']} items)")]
+    for model, check in result["forgetting"].items():
+        tone = "warning" if check["flagged"] else "success"
+        verdict = "drops more than 5% from base: likely overtrained" if check["flagged"] else "within 5% of base"
+        replies.append(Text(f"Forgetting check for {model}: general F1 {check['general_f1']:.2f} vs base "
+                            f"{check['base_general_f1']:.2f} ({check['relative_change']:+.0%}), {verdict}.", tone=tone))
+    return replies
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def compare_command(ctx: Context) -> list[Reply]:
+    project = ctx.require_project()
+    words = ctx.args.split()
+    show_all = bool(words) and words[0] == "--all"
+    if show_all:
+        words = words[1:]
+    named: list[str] = []
+    while words and all(VARIANT.match(part) for part in words[0].split(",") if part):
+        named += [p for p in words.pop(0).split(",") if p]
+    prompt = " ".join(words).strip()
+    if not prompt:
+        example = f"{named[0]} " if named else ""
+        raise LadderError(f"give a prompt to answer, like `compare {example}What is the refund window?`")
+    pool = parse_variants(",".join(named), ctx.store, project) if named else available_variants(ctx.store, project)
+    if len(pool) == 1:  # one named variant battles the plain base (or RAG when it is the base)
+        pool.append("base" if pool[0] != "base" else "rag")
+        pool = parse_variants(",".join(pool), ctx.store, project)
+    arena = _arena(ctx)
+    if show_all:
+        answers = arena.answer(project, pool, prompt)
+        return grid_replies({"prompt": prompt, "answers": [a.to_dict() for a in answers]}, blind=False)
+    battle = arena.battle(project, prompt, ctx.user, pool, ctx.turn.place)
+    result = {"prompt": prompt, "answers": [{"side": s, **battle["details"][s]} for s in ("a", "b")]}
+    buttons = tuple(ctx.button(label, "arena.vote", {"battle": battle["id"], "winner": key},
+                               "primary" if key in {"a", "b"} else "default") for key, label in WINNERS.items())
+    return [*grid_replies(result, blind=True), Choices("Which is better? The names are revealed after you vote.", buttons)]
+
+
+def _vote(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
+    battle = Arena(ctx.settings, ctx.store, None).vote(payload["battle"], ctx.user, payload["winner"])
+    choice = WINNERS[payload["winner"]]
+    changed = " (vote changed)" if battle["changed"] else ""
+    return [Text(
+        f"You voted: {choice}{changed}. **A** was {battle['variant_a']} ({battle['latency_a_ms']:.0f} ms), "
+        f"**B** was {battle['variant_b']} ({battle['latency_b_ms']:.0f} ms). {len(battle['votes'])} vote(s) on this battle.",
+        tone="success",
+    )]
+
+
+def leaderboard_command(ctx: Context) -> list[Reply]:
+    from bot.leaderboard import leaderboard
+
+    project = ctx.require_project()
+    battles = Arena(ctx.settings, ctx.store, None).battles(project)
+    if not battles:
+        return [Text("No battles yet: `compare PROMPT` starts one.")]
+    variants = sorted({v for b in battles for v in (b["variant_a"], b["variant_b"])} | set(available_variants(ctx.store, project)))
+    return leaderboard_replies(leaderboard(outcomes(battles), variants))
+
+
+def eval_command(ctx: Context) -> Iterator[Reply]:
+    from bot.heldout import evaluate, load_items
+
+    project = ctx.require_project()
+    if len(ctx.turn.files) != 1:
+        raise LadderError("attach one held-out JSONL of {prompt, reference} (in the terminal: `eval @heldout.jsonl`)")
+    spec = "base"
+    for token in ctx.argv():
+        key, sep, value = token.partition("=")
+        if key != "variants" or not sep:
+            raise LadderError("use `eval variants=base,rag,lora:NAME` with the file attached")
+        spec = value
+    variants = parse_variants(spec if spec != "base" else ",".join(available_variants(ctx.store, project)), ctx.store, project)
+    items = load_items(ctx.turn.files[0].path)
+    arena = _arena(ctx)
+    updates: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            updates.put(("done", evaluate(arena, project, items, variants,
+                                          on_progress=lambda done, total: updates.put(("progress", (done, total))))))
+        except Exception as exc:  # surfaced below through the engine's error handling
+            updates.put(("error", exc))
+
+    threading.Thread(target=work, daemon=True).start()
+    while True:
+        kind, value = updates.get()
+        if kind == "progress":
+            done, total = value
+            yield Progress("eval", f"Evaluating {', '.join(variants)}: {done}/{total} answers", done, total)
+        elif kind == "error":
+            raise value
+        else:
+            yield Progress("eval", "Evaluation finished", 1, 1, done=True)
+            yield from eval_replies(value)
+            return

@@ -1,0 +1,442 @@
+"""`ladder serve models`: an OpenAI-compatible server for one base model and its adapters.
+
+`/v1/chat/completions` and `/v1/models`. The base model is loaded once; adapters from the
+registry are hot-loaded by name ("base" or an adapter name, optionally "project/name") with
+peft's `load_adapter`, switched with `set_adapter`, and capped by an LRU of resident adapters.
+Concurrent requests are micro-batched: one `generate` call serves requests for different
+adapters at once (peft's mixed-adapter batches), which is what makes a 4-variant compare cost
+about one answer on a GPU instead of four.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bot.errors import LadderError
+
+logger = logging.getLogger("ladder.serving")
+# bitsandbytes warns about an optional "kernels" download when peft imports it; it is harmless
+# and installing `kernels` would fetch from the hub.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+BASE = "base"
+PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+
+
+class UnknownModel(LadderError):
+    """The requested model is neither the base nor a registered adapter (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """Where an adapter lives and what it was trained on."""
+
+    name: str
+    path: Path
+    base_revision: str | None
+
+
+@dataclass
+class GenRequest:
+    """One chat completion to generate."""
+
+    model: str
+    messages: list[dict[str, str]]
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+    @property
+    def sampling(self) -> tuple:
+        """Requests with equal sampling settings can share one generate call."""
+        return (self.temperature > 0, round(self.temperature, 4), round(self.top_p, 4), self.seed)
+
+
+@dataclass
+class GenResult:
+    """Generated text with its token counts and why it stopped."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+class ModelHost:
+    """One base model in memory plus up to `max_adapters` resident adapters."""
+
+    def __init__(self, base_model: str, registry: Callable[[str], AdapterRef | None], max_adapters: int = 4,
+                 names: Callable[[], list[str]] | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from trainer.recipe import resolve_base_model
+
+        self.base_id = base_model
+        self.base_dir, self.revision = resolve_base_model(base_model)
+        self.registry = registry
+        self.names = names or (lambda: [])
+        self.max_adapters = max(1, max_adapters)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base_dir, local_files_only=True)
+        self.tokenizer.padding_side = "left"  # generation appends on the right
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(self.base_dir, dtype=dtype, local_files_only=True).to(self.device)
+        self.model.eval()
+        self.resident: OrderedDict[str, AdapterRef] = OrderedDict()
+        self.lock = threading.RLock()  # generation and adapter changes never interleave
+
+    # -- adapters -------------------------------------------------------------------------
+
+    def ensure(self, model: str) -> str:
+        """Make `model` resident (loading, evicting the least recently used); return the peft name.
+
+        Raises UnknownModel for a name the registry does not know, LadderError for an adapter
+        trained on another base model.
+        """
+        if model == BASE:
+            return PEFT_BASE
+        with self.lock:
+            ref = self.resident.get(model) or self.registry(model)
+            if ref is None:
+                raise UnknownModel(f"model {model!r} is not served here: it is neither 'base' nor a registered adapter; "
+                                   "`ladder adapters list --project P` shows the adapters")
+            if ref.base_revision and ref.base_revision != self.revision:
+                raise LadderError(f"adapter {model!r} was trained on another base model ({ref.base_revision}); this "
+                                  f"server runs {self.base_id} ({self.revision})")
+            key = _peft_name(model)
+            if model in self.resident:
+                self.resident.move_to_end(model)
+                return key
+            from peft import PeftModel
+
+            while len(self.resident) >= self.max_adapters:
+                evicted, _ = self.resident.popitem(last=False)
+                self.model.delete_adapter(_peft_name(evicted))
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(str(ref.path), adapter_name=key)
+                if self.model.active_adapter not in self.model.peft_config:  # the active one was evicted
+                    self.model.set_adapter(key)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(ref.path), adapter_name=key)
+                self.model.eval()
+            self.resident[model] = ref
+            return key
+
+    def activate(self, model: str) -> None:
+        """Switch the active adapter (the fast path when it is already resident)."""
+        with self.lock:
+            key = self.ensure(model)
+            if key != PEFT_BASE:
+                self.model.set_adapter(key)
+
+    def models(self) -> list[str]:
+        """Return the ids this server answers to."""
+        return [BASE, *self.names()]
+
+    # -- generation -----------------------------------------------------------------------
+
+    def _prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"]
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        """Generate every request in one batched call (requests must share sampling settings)."""
+        import torch
+
+        distinct = {r.model for r in requests} - {BASE}
+        if len(distinct) > self.max_adapters:  # more adapters than may be resident: split the batch
+            half = len(requests) // 2
+            return self.generate(requests[:half]) + self.generate(requests[half:])
+        with self.lock:
+            keys = [self.ensure(r.model) for r in requests]
+            prompts = [self._prompt_ids(r.messages) for r in requests]
+            batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
+            first = requests[0]
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": max(r.max_tokens for r in requests),
+                "pad_token_id": self.tokenizer.pad_token_id,
+                "do_sample": first.temperature > 0,
+            }
+            if first.temperature > 0:
+                kwargs.update(temperature=first.temperature, top_p=first.top_p)
+            if first.seed is not None:
+                torch.manual_seed(first.seed)
+            from peft import PeftModel
+
+            with torch.no_grad():
+                if isinstance(self.model, PeftModel):
+                    if all(k == PEFT_BASE for k in keys):
+                        with self.model.disable_adapter():  # base answers: the adapters switched off
+                            output = self.model.generate(**batch, **kwargs)
+                    else:
+                        output = self.model.generate(**batch, adapter_names=keys, **kwargs)
+                else:
+                    output = self.model.generate(**batch, **kwargs)
+        results = []
+        width = batch["input_ids"].shape[1]
+        eos = self.tokenizer.eos_token_id
+        for request, prompt, row in zip(requests, prompts, output, strict=True):
+            new = row[width:].tolist()
+            if eos in new:
+                new = new[: new.index(eos)]
+                reason = "stop"
+            else:
+                reason = "length"
+            new = [t for t in new if t != self.tokenizer.pad_token_id][: request.max_tokens]
+            if len(new) == request.max_tokens and reason != "stop":
+                reason = "length"
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            for stop in request.stop:
+                if stop and stop in text:
+                    text, reason = text[: text.index(stop)], "stop"
+            results.append(GenResult(text, len(prompt), len(new), reason))
+        return results
+
+    def stream(self, request: GenRequest) -> Iterator[str]:
+        """Yield the answer's text as it is generated."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        with self.lock:
+            self.activate(request.model)
+            ids = torch.tensor([self._prompt_ids(request.messages)], device=self.device)
+            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+            kwargs = {"input_ids": ids, "max_new_tokens": request.max_tokens, "streamer": streamer,
+                      "pad_token_id": self.tokenizer.pad_token_id, "do_sample": request.temperature > 0}
+            if request.temperature > 0:
+                kwargs.update(temperature=request.temperature, top_p=request.top_p)
+            from peft import PeftModel
+
+            def run() -> None:
+                with torch.no_grad():
+                    if request.model == BASE and isinstance(self.model, PeftModel):
+                        with self.model.disable_adapter():
+                            self.model.generate(**kwargs)
+                    else:
+                        self.model.generate(**kwargs)
+
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            yield from streamer
+            worker.join()
+
+
+def _peft_name(model: str) -> str:
+    return model.replace("/", "__").replace(".", "_")  # peft adapter names cannot hold "." or "/"
+
+
+class Batcher:
+    """Collects concurrent requests for `window_ms` and runs each group as one generate call."""
+
+    def __init__(self, host: ModelHost, window_ms: float = 15.0, max_batch: int = 8):
+        self.host = host
+        self.window = window_ms / 1000
+        self.max_batch = max_batch
+        self.pending: queue.Queue = queue.Queue()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def submit(self, request: GenRequest) -> GenResult:
+        """Return the result of `request`, generated together with whatever arrives with it."""
+        future: Future = Future()
+        self.pending.put((request, future))
+        return future.result()
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self.pending.get()]
+            deadline = time.monotonic() + self.window
+            while len(batch) < self.max_batch:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self.pending.get(timeout=remaining))
+                except queue.Empty:
+                    break
+            groups: dict[tuple, list] = {}
+            for request, future in batch:
+                groups.setdefault(request.sampling, []).append((request, future))
+            for group in groups.values():
+                try:
+                    results = self.host.generate([r for r, _ in group])
+                except Exception as exc:  # each caller gets the error of its own batch
+                    for _, future in group:
+                        future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(group, results, strict=True):
+                    future.set_result(result)
+
+
+# -- HTTP -------------------------------------------------------------------------------------
+
+
+def parse_request(body: dict[str, Any]) -> tuple[GenRequest, bool]:
+    """Return (request, stream) from an OpenAI chat completion body; raise LadderError if invalid."""
+    if not isinstance(body, dict):
+        raise LadderError("the request body must be a JSON object")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+    ):
+        raise LadderError("`messages` must be a non-empty list of {role, content} objects with string content")
+    model = body.get("model") or BASE
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens", 256))
+    stop = body.get("stop") or []
+    stop = [stop] if isinstance(stop, str) else list(stop)
+    try:
+        request = GenRequest(
+            model=str(model), messages=[{"role": m["role"], "content": m["content"]} for m in messages],
+            max_tokens=int(max_tokens), temperature=float(body.get("temperature", 1.0)),
+            top_p=float(body.get("top_p", 1.0)), stop=[str(s) for s in stop],
+            seed=int(body["seed"]) if body.get("seed") is not None else None,
+        )
+    except (TypeError, ValueError):
+        raise LadderError("max_tokens, temperature, top_p and seed must be numbers") from None
+    if not 1 <= request.max_tokens <= 8192:
+        raise LadderError("max_tokens must be between 1 and 8192")
+    if not 0 <= request.temperature <= 2 or not 0 < request.top_p <= 1:
+        raise LadderError("temperature must be in [0, 2] and top_p in (0, 1]")
+    return request, bool(body.get("stream"))
+
+
+def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, batch_window_ms: float = 15.0):
+    """Return a ThreadingHTTPServer serving the OpenAI-compatible API for `host`."""
+    batcher = Batcher(host, window_ms=batch_window_ms)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):  # keep request logs in our log, not on stderr
+            logger.info("%s " + fmt, self.address_string(), *args)
+
+        def _json(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, status: int, message: str, code: str) -> None:
+            self._json(status, {"error": {"message": message, "type": "invalid_request_error", "code": code}})
+
+        def do_GET(self):  # noqa: N802 - http.server API
+            if self.path.rstrip("/") in {"/v1/models", "/models"}:
+                created = int(time.time())
+                self._json(200, {"object": "list", "data": [
+                    {"id": name, "object": "model", "created": created, "owned_by": "ladder"} for name in host.models()
+                ]})
+            elif self.path.rstrip("/") == "/health":
+                self._json(200, {"status": "ok", "base_model": host.base_id, "resident": list(host.resident)})
+            else:
+                self._error(404, f"no route {self.path}; use /v1/chat/completions or /v1/models", "not_found")
+
+        def do_POST(self):  # noqa: N802 - http.server API
+            if self.path.rstrip("/") not in {"/v1/chat/completions", "/chat/completions"}:
+                self._error(404, f"no route {self.path}; use /v1/chat/completions", "not_found")
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                request, stream = parse_request(body)
+                host.ensure(request.model)  # 404 before any streaming starts
+            except json.JSONDecodeError:
+                self._error(400, "the request body is not valid JSON", "invalid_json")
+                return
+            except UnknownModel as exc:
+                self._error(404, exc.message, "model_not_found")
+                return
+            except LadderError as exc:
+                self._error(400, exc.message, "invalid_request")
+                return
+            completion_id = "chatcmpl-" + secrets.token_hex(12)
+            created = int(time.time())
+            try:
+                if stream:
+                    self._stream(request, completion_id, created)
+                    return
+                result = batcher.submit(request)
+            except Exception:
+                incident = secrets.token_hex(4)
+                logger.exception("incident %s generating for %s", incident, request.model)
+                self._error(500, f"generation failed (incident {incident}); see the server log", "server_error")
+                return
+            self._json(200, {
+                "id": completion_id, "object": "chat.completion", "created": created, "model": request.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
+                             "finish_reason": result.finish_reason}],
+                "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                          "total_tokens": result.prompt_tokens + result.completion_tokens},
+            })
+
+        def _stream(self, request: GenRequest, completion_id: str, created: int) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+
+            def send(payload: dict | str) -> None:
+                data = ("data: " + (payload if isinstance(payload, str) else json.dumps(payload)) + "\n\n").encode()
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+            def chunk(delta: dict, finish: str | None = None) -> dict:
+                return {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                        "model": request.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+            send(chunk({"role": "assistant", "content": ""}))
+            for piece in host.stream(request):
+                if piece:
+                    send(chunk({"content": piece}))
+            send(chunk({}, "stop"))
+            send("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def registry_from_store(store) -> tuple[Callable[[str], AdapterRef | None], Callable[[], list[str]]]:
+    """Return (lookup, names) over the adapters table: "name" (when unique) or "project/name"."""
+
+    def rows():
+        return list(store.db.query(
+            "SELECT adapters.name, adapters.path, projects.name AS project FROM adapters "
+            "JOIN projects ON projects.id = adapters.project_id"
+        ))
+
+    def lookup(model: str) -> AdapterRef | None:
+        project, _, name = model.rpartition("/")
+        matches = [r for r in rows() if r["name"] == name and (not project or r["project"] == project)]
+        if len(matches) != 1:
+            return None
+        path = Path(matches[0]["path"])
+        revision = None
+        summary = path.parent / "ladder.json"
+        if summary.exists():
+            revision = json.loads(summary.read_text()).get("base_model", {}).get("revision")
+        return AdapterRef(model, path, revision)
+
+    def names() -> list[str]:
+        return sorted(f"{r['project']}/{r['name']}" for r in rows())
+
+    return lookup, names
