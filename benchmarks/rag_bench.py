@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=2000, help="synthetic chunks to ingest (10000 for the target)")
     parser.add_argument("--queries", type=int, default=200, help="queries to time on each side")
     parser.add_argument("--k", type=int, default=4, help="passages per query")
-    parser.add_argument("--repeat", type=int, default=3, help="ingest runs per pipeline (medians are reported)")
+    parser.add_argument("--repeat", type=int, default=5, help="ingest runs per pipeline (medians are reported)")
     parser.add_argument("--json", action="store_true", help="print JSON (the only output format)")
     args = parser.parse_args()
 
@@ -119,13 +119,18 @@ def main() -> None:
         rng = random.Random(1)
         queries = [" ".join(rng.sample(WORDS, 4)) for _ in range(args.queries)]
 
-        # Interleave the two pipelines so machine noise hits both alike; keep the medians.
+        # Interleave the two pipelines, alternating which goes first, so machine noise hits both
+        # alike; keep the medians.
         ladder_runs, plain_runs = [], []
         for run in range(args.repeat):
-            seconds, ladder_chunks, ladder = ladder_ingest(tmp / f"ladder{run}", docs)
-            ladder_runs.append(seconds)
-            seconds, plain_chunks, plain = plain_ingest(tmp / f"plain{run}", paths, defaults)
-            plain_runs.append(seconds)
+            order = ("ladder", "plain") if run % 2 == 0 else ("plain", "ladder")
+            for side in order:
+                if side == "ladder":
+                    seconds, ladder_chunks, ladder = ladder_ingest(tmp / f"ladder{run}", docs)
+                    ladder_runs.append(seconds)
+                else:
+                    seconds, plain_chunks, plain = plain_ingest(tmp / f"plain{run}", paths, defaults)
+                    plain_runs.append(seconds)
         ladder_ingest_s, plain_ingest_s = statistics.median(ladder_runs), statistics.median(plain_runs)
 
         settings, store, kb, project = ladder
