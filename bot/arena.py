@@ -195,8 +195,8 @@ class Arena:
                 "battle_id": battle_id, "user": user, "winner": winner,
                 "created_at": existing[0] if existing else now(), "updated_at": now(),
             }, pk=("battle_id", "user"))
-            self.store._audit(db, user, "arena.vote", battle["project_id"], battle_id, {"winner": winner,
-                                                                                         "changed": bool(existing)})
+            self.store.audit(user, "arena.vote", battle["project_id"], battle_id,
+                             {"winner": winner, "changed": bool(existing)})  # nests in this transaction
         revealed = self.get(battle_id)
         revealed["changed"] = bool(existing)
         return revealed
