@@ -20,6 +20,7 @@ import yaml
 
 from bot.arena import Arena
 from bot.errors import LadderError
+from trainer.formats import iter_jsonl
 
 FORGETTING_DROP = 0.05  # seed 004: more than 5% below base on general tasks means overtraining
 
@@ -88,16 +89,10 @@ def load_items(path: Path) -> list[dict[str, str]]:
     """Return {prompt, reference} items from JSONL: prompt|question|input and reference|answer|output."""
     items = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LadderError(f"eval file {path} does not exist; check the path") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LadderError(f"{path} line {number} is not valid JSON ({exc.msg}); fix that line") from None
+    for number, row in iter_jsonl(text, str(path)):
         prompt = next((row[k] for k in ("prompt", "question", "input") if isinstance(row, dict) and isinstance(row.get(k), str)), None)
         reference = next((row[k] for k in ("reference", "answer", "output") if isinstance(row, dict) and isinstance(row.get(k), str)), None)
         if prompt is None or reference is None:

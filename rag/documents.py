@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
 from bot.errors import LadderError
+from trainer.formats import iter_jsonl
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".jsonl")
 TEXT_FIELDS = ("text", "content", "body", "page_content", "document", "answer")
@@ -189,13 +189,7 @@ def _csv(data: bytes, source: str) -> tuple[str, list[Section]]:
 def _jsonl(data: bytes, source: str) -> tuple[str, list[Section]]:
     text = _decode(data, source)
     sections = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise Refused(f"{source}: line {number} is not valid JSON ({exc.msg}); fix or remove that line") from None
+    for number, record in iter_jsonl(text, source, Refused):
         if not isinstance(record, dict):
             raise Refused(f"{source}: line {number} is not a JSON object; each line needs {{\"text\": ...}}")
         field = next((f for f in TEXT_FIELDS if isinstance(record.get(f), str)), None)

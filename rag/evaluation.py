@@ -8,7 +8,6 @@ nothing, so recall@k and nDCG@k are not penalised for documents split into many 
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -18,24 +17,19 @@ from typing import Any
 from bot.errors import LadderError
 from rag.bm25 import tokens
 from rag.index import KnowledgeBase
+from trainer.formats import iter_jsonl
 
 
 def load_eval_questions(path: Path) -> list[dict[str, Any]]:
     """Return the questions in JSONL `path`; raise LadderError naming the first bad line."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LadderError(f"questions file {path} does not exist; check the path") from None
     except UnicodeDecodeError:
         raise LadderError(f"questions file {path} is not UTF-8 text; save it as JSONL") from None
     questions = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LadderError(f"{path} line {number} is not valid JSON ({exc.msg}); fix that line") from None
+    for number, item in iter_jsonl(text, str(path)):
         if not isinstance(item, dict) or not isinstance(item.get("question"), str) or not item["question"].strip():
             raise LadderError(f"{path} line {number} needs a \"question\" string")
         sources = item.get("sources") or ([item["source"]] if isinstance(item.get("source"), str) else None)

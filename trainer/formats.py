@@ -60,6 +60,20 @@ class Parsed:
     errors: list[dict[str, Any]]
 
 
+def iter_jsonl(text: str, name: str, error: type[LadderError] = LadderError):
+    """Yield (line number, parsed value) for each non-blank line of JSONL `text`.
+
+    Raises `error` naming `name` and the first line that is not valid JSON.
+    """
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{name}: line {number} is not valid JSON ({exc.msg}); fix or remove that line") from None
+
+
 def detect_format(record: dict[str, Any]) -> str | None:
     """Return the format a JSON record looks like, or None."""
     if isinstance(record.get("messages"), list):
