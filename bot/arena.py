@@ -26,7 +26,7 @@ from bot.inference import InferenceClient
 from bot.migrations import now
 from bot.store import Store
 
-VARIANT = re.compile(r"^(base|rag|lora:(?P<a>[\w-]+)|lora\+rag:(?P<b>[\w-]+))$")
+ADAPTER_NAME = re.compile(r"^[\w-]+$")  # new names are stricter (see jobs.plan_job); parse any registered one
 WINNERS = {"a": "A is better", "b": "B is better", "tie": "Tie", "bad": "Both are bad"}
 GENERATION = {"max_tokens": 256, "temperature": 0.0}  # greedy: the same prompt gets the same answer
 
@@ -62,26 +62,59 @@ def system_messages(store: Store, project: dict[str, Any]) -> list[dict[str, str
     return messages
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One way of answering: `base`, `rag`, `lora:NAME` or `lora+rag:NAME`, parsed once.
+
+    Parsed, never substring-matched: an adapter called `rag-tuned` or `storage-v1` is a plain
+    LoRA variant and never retrieves.
+    """
+
+    kind: str  # base | rag | lora | lora+rag
+    adapter: str | None = None
+
+    @property
+    def uses_rag(self) -> bool:
+        return self.kind in {"rag", "lora+rag"}
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.adapter}" if self.adapter else self.kind
+
+
+def parse_variant(text: str) -> Variant | None:
+    """Return the variant written as `text`, or None when it is not one."""
+    kind, sep, name = text.strip().partition(":")
+    if not sep:
+        return Variant(kind) if kind in {"base", "rag"} else None
+    if kind in {"lora", "lora+rag"} and ADAPTER_NAME.match(name):
+        return Variant(kind, name)
+    return None
+
+
 def adapter_of(variant: str) -> str | None:
     """Return the adapter name of a lora variant, else None."""
-    match = VARIANT.match(variant)
-    return (match.group("a") or match.group("b")) if match else None
+    parsed = parse_variant(variant)
+    return parsed.adapter if parsed else None
 
 
 def parse_variants(spec: str, store: Store, project: dict[str, Any]) -> list[str]:
-    """Return the variants in "base,rag,lora:NAME,lora+rag:NAME"; raise LadderError naming a bad one."""
+    """Return the variants in "base,rag,lora:NAME,lora+rag:NAME"; raise LadderError naming a bad one.
+
+    Checks only the registry (no model is loaded), so a typo is refused at once.
+    """
     variants = [v.strip() for v in spec.split(",") if v.strip()]
     if not variants:
         raise LadderError("name the variants, like `base,rag,lora:NAME`")
     adapters = {a["name"] for a in store.adapters(project["id"])}
-    for variant in variants:
-        if not VARIANT.match(variant):
-            raise LadderError(f"unknown variant {variant!r}; use base, rag, lora:NAME or lora+rag:NAME")
-        name = adapter_of(variant)
-        if name and name not in adapters:
-            raise LadderError(f"no adapter named {name!r} in {project['name']} (adapters: {', '.join(sorted(adapters)) or 'none yet'})")
-        if "rag" in variant and not store.documents(project["id"]):
-            raise LadderError(f"variant {variant!r} needs documents; add some with `rag add` or `ladder rag ingest`")
+    for text in variants:
+        variant = parse_variant(text)
+        if variant is None:
+            raise LadderError(f"unknown variant {text!r}; use base, rag, lora:NAME or lora+rag:NAME")
+        if variant.adapter and variant.adapter not in adapters:
+            raise LadderError(f"no adapter named {variant.adapter!r} in {project['name']} "
+                              f"(adapters: {', '.join(sorted(adapters)) or 'none yet'})")
+        if variant.uses_rag and not store.documents(project["id"]):
+            raise LadderError(f"variant {text!r} needs documents; add some with `rag add` or `ladder rag ingest`")
     if len(set(variants)) != len(variants):
         raise LadderError("each variant may appear once")
     return variants
@@ -100,6 +133,32 @@ def available_variants(store: Store, project: dict[str, Any]) -> list[str]:
     return variants
 
 
+def base_model_for(settings: Settings, store: Store, project: dict[str, Any], variants: list[str] | None = None) -> str:
+    """Return the base model a project's variants run on: the one its adapters were trained on.
+
+    The adapters named in `variants` decide (else the newest adapter of the project); with no
+    adapter at all it is LADDER_BASE_MODEL. So train -> compare needs no extra setting. Raises
+    LadderError when the named adapters were trained on different base models.
+    """
+    adapters = store.adapters(project["id"])  # newest first
+    named = {adapter_of(v) for v in variants or []} - {None}
+    relevant = [a for a in adapters if a["name"] in named] if named else adapters
+    bases = sorted({a["base_model"] for a in relevant})
+    if named and len(bases) > 1:
+        raise LadderError(f"{', '.join(sorted(f'lora:{n}' for n in named))} were trained on different base models "
+                          f"({', '.join(bases)}); compare adapters of one base model at a time")
+    return relevant[0]["base_model"] if relevant else settings.base_model
+
+
+def arena_for(settings: Settings, store: Store, project: dict[str, Any], variants: list[str]) -> "Arena":
+    """Return an arena answering on the base model of `variants` (see `base_model_for`): the
+    embedded server for it, or LADDER_INFERENCE_URL. Parse the variants first, so a typo is
+    refused before any model loads."""
+    from bot.inference import client_for
+
+    return Arena(settings, store, client_for(settings, store, base_model_for(settings, store, project, variants)))
+
+
 class Arena:
     """Answers, battles, votes and the reveal for one project."""
 
@@ -115,7 +174,10 @@ class Arena:
 
         base = system_messages(self.store, project)
         sources: list[str] = []
-        if "rag" in variant:
+        parsed = parse_variant(variant)
+        if parsed is None:
+            raise LadderError(f"unknown variant {variant!r}; use base, rag, lora:NAME or lora+rag:NAME")
+        if parsed.uses_rag:
             hits = KnowledgeBase(self.settings, self.store).retrieve(project, prompt, k=3)
             rag_messages = build_messages(prompt, hits)
             messages = [{"role": "system", "content": base[0]["content"] + "\n\n" + rag_messages[0]["content"]},
@@ -123,8 +185,7 @@ class Arena:
             sources = [h.source for h in hits]
         else:
             messages = [*base, {"role": "user", "content": prompt}]
-        name = adapter_of(variant)
-        model = f"{project['name']}/{name}" if name else "base"
+        model = f"{project['name']}/{parsed.adapter}" if parsed.adapter else "base"
         return model, messages, sources
 
     def answer(self, project: dict[str, Any], variants: list[str], prompt: str) -> list[VariantAnswer]:
@@ -161,10 +222,12 @@ class Arena:
         pair = rng.sample(pool, 2)  # random pair in random order: position says nothing
         a, b = self.answer(project, pair, prompt)
         battle_id = "b" + secrets.token_hex(6)
+        registered = {row["name"]: row["id"] for row in self.store.adapters(project["id"])}
         with self.store.atomic() as db:
             db["battles"].insert({
                 "id": battle_id, "project_id": project["id"], "prompt": prompt,
                 "variant_a": a.variant, "variant_b": b.variant, "answer_a": a.text, "answer_b": b.text,
+                "adapter_a": registered.get(adapter_of(a.variant)), "adapter_b": registered.get(adapter_of(b.variant)),
                 "latency_a_ms": a.latency_ms, "latency_b_ms": b.latency_ms, "place": place,
                 "created_by": user, "created_at": now(),
                 "details": json.dumps({"a": a.to_dict(), "b": b.to_dict()}),
@@ -207,10 +270,44 @@ class Arena:
         return [self.get(i) for i in ids]
 
 
-def outcomes(battles: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
-    """Return (variant a, variant b, score of a) per vote: 1 a won, 0 b won, 0.5 tie or both bad."""
+def entry(variant: str, adapter_id: int | None, current: dict[str, int]) -> str:
+    """Return the leaderboard entry of a battle side: the variant, or, for an adapter that has
+    since been re-trained or deleted, the variant marked with the old adapter's id."""
+    name = adapter_of(variant)
+    if name is None or adapter_id is None or current.get(name) == adapter_id:
+        return variant
+    return f"{variant} (old #{adapter_id})"
+
+
+def outcomes(battles: list[dict[str, Any]], current: dict[str, int] | None = None) -> list[tuple[str, str, float]]:
+    """Return one (entry a, entry b, score of a) per voted battle: the mean of its votes, where a
+    vote for a is 1, for b 0, and a tie or "both bad" 0.5.
+
+    One battle counts once however many people voted on it. `current` maps adapter names to
+    their registered ids, so answers of a re-trained adapter form a new entry.
+    """
     scores = {"a": 1.0, "b": 0.0, "tie": 0.5, "bad": 0.5}
-    return [(b["variant_a"], b["variant_b"], scores[v["winner"]]) for b in battles for v in b["votes"]]
+    current = current or {}
+    rows = []
+    for battle in battles:
+        if not battle["votes"]:
+            continue
+        score = sum(scores[v["winner"]] for v in battle["votes"]) / len(battle["votes"])
+        rows.append((entry(battle["variant_a"], battle.get("adapter_a"), current),
+                     entry(battle["variant_b"], battle.get("adapter_b"), current), score))
+    return rows
+
+
+def standings(store: Store, project: dict[str, Any]) -> dict[str, Any]:
+    """Return the project's leaderboard: every voted battle once, a re-trained adapter as a new entry."""
+    from bot.leaderboard import leaderboard
+
+    battles = Arena(None, store, None).battles(project)
+    current = {a["name"]: a["id"] for a in store.adapters(project["id"])}
+    results = outcomes(battles, current)
+    entries = {name for a, b, _ in results for name in (a, b)} | set(available_variants(store, project))
+    return {"project": project["name"],
+            **leaderboard(results, sorted(entries), votes=sum(len(b["votes"]) for b in battles))}
 
 
 def preferences(battles: list[dict[str, Any]]) -> list[dict[str, str]]:

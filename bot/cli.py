@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sqlite3
 import sys
 from enum import Enum
 from pathlib import Path
@@ -86,9 +87,20 @@ def _services():
     from bot.store import Store
 
     settings = _settings()
+    _warn_about_an_old_home(settings)
+    store = Store(settings.db_path)  # checks LADDER_HOME and the database first
     configure_logging(settings)
-    store = Store(settings.db_path)
     return settings, store, Engine(store, settings)
+
+
+def _warn_about_an_old_home(settings) -> None:
+    """Say once, as the default LADDER_HOME is created, that a ./.ladder from an older Ladder
+    (whose default was the current folder) holds state that is not used."""
+    old = Path.cwd() / ".ladder" / "ladder.db"
+    if "home" in settings.model_fields_set or settings.db_path.exists() or not old.exists():
+        return
+    _note(f"found {old.parent}, the state of an older Ladder that kept it in the current folder; Ladder now "
+          f"keeps it in {settings.home}. To keep using the old one, set LADDER_HOME={old.parent}")
 
 
 def current_user(settings) -> str:
@@ -126,11 +138,15 @@ def chat(
             row = store.create_project(project, user, place)
             console.print(f"Created project {project}.", markup=False)
         store.bind_place(place, row["id"], user)
+    from bot.jobs import stop_background
+
     try:
         TerminalChat(engine, user, place, console=console).run()
-    except KeyboardInterrupt:
-        console.print()
     finally:
+        for job_id in stop_background():  # jobs this chat was training go back to the queue
+            console.print(f"Job {job_id} is back in the queue and resumes from its last checkpoint when a worker "
+                          "runs: start one with `ladder worker`, or open `ladder chat` and say `jobs`.",
+                          style="yellow", markup=False)
         store.close()
 
 
@@ -533,9 +549,17 @@ def train(
         if job["status"] != "succeeded":
             raise LadderError(f"job {job_id} {job['status']}: {job.get('error') or 'see `ladder jobs show ' + str(job_id) + '`'}")
         return
+    from bot.jobs import live_worker
+
+    worker = live_worker(store)
+    if worker is not None:
+        _note(f"worker {worker['pid']} on {worker['host']} will run job {job_id}; follow it with `ladder jobs wait {job_id}`")
+    else:
+        _note(f"no worker is running: start one with `ladder worker` to run job {job_id} "
+              "(or pass --wait to train in this command)")
     if as_json:
         emit_json({"job_id": job_id, "status": "queued", "name": plan.name, "estimate": plan.estimate,
-                   "warnings": plan.notes})
+                   "warnings": plan.notes, "worker_running": worker is not None})
 
 
 def _run_inline(settings, store, job_id: int, quiet: bool) -> dict:
@@ -567,14 +591,20 @@ def jobs_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List training jobs, newest first."""
+    from bot.jobs import release_orphans
+    from bot.training import jobs_table, queue_hint
+
     settings, store, _ = _services()
     project_id = store.require_project(project)["id"] if project else None
-    jobs = [_job_view(j) for j in store.jobs(project_id)]
+    release_orphans(store)  # a job whose worker died shows as queued, not running forever
+    rows = store.jobs(project_id)
+    jobs = [_job_view(j) for j in rows]
+    hints = queue_hint(None, store, rows)
+    for hint in hints:
+        _note(hint.text)
     if as_json:
         emit_json({"jobs": jobs})
         return
-    from bot.training import jobs_table
-
     render_human([jobs_table(jobs)])
 
 
@@ -588,7 +618,10 @@ def _job_or_fail(store, job_id: int) -> dict:
 @jobs_app.command("show")
 def jobs_show(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonFlag = False) -> None:
     """Show one job: status, progress and loss curves."""
+    from bot.jobs import release_orphans
+
     settings, store, _ = _services()
+    release_orphans(store)
     job = _job_view(_job_or_fail(store, job_id))
     if as_json:
         emit_json(job)
@@ -616,12 +649,16 @@ def jobs_wait(
     as_json: JsonFlag = False,
 ) -> None:
     """Wait for a job to finish, showing progress; exits 1 unless it succeeded."""
-    from bot.jobs import follow
+    from bot.jobs import follow, live_worker
 
     settings, store, _ = _services()
     _job_or_fail(store, job_id)
     job = None
+    warned = False
     for job in follow(store, job_id, timeout_s=timeout):
+        if job["status"] == "queued" and not warned and live_worker(store) is None:
+            warned = True
+            _note(f"job {job_id} is queued and no worker is running; start one with `ladder worker`")
         if not as_json:
             p = job["progress"] or {}
             typer.echo(f"job {job_id} {job['status']}" + (f" step {p.get('step')}/{p.get('total')}" if p.get("step") else "")
@@ -669,14 +706,15 @@ def adapters_delete(
         typer.echo(f"deleted adapter {name}")
 
 
-def _arena(project: str):
-    """Return (settings, store, arena, project row) with a client for generation."""
-    from bot.arena import Arena
-    from bot.inference import client_for
+def _arena(settings, store, row, variants: list[str], quiet: bool):
+    """Return the arena on the base model of `variants`, saying on stderr when a model loads."""
+    from bot.arena import arena_for, base_model_for
+    from bot.inference import embedded_running
 
-    settings, store, _ = _services()
-    row = store.require_project(project)
-    return settings, store, Arena(settings, store, client_for(settings, store)), row
+    base = base_model_for(settings, store, row, variants)
+    if not settings.inference_url and not embedded_running(settings, base) and not quiet:
+        _note(f"loading the model {Path(base).name}… (the first answer takes a while)")
+    return arena_for(settings, store, row, variants)
 
 
 @app.command()
@@ -689,27 +727,39 @@ def compare(
     ] = None,
     user: Annotated[Optional[str], typer.Option("--user", help="Who asks (for the battle record).")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Answer with every variant at once, unblinded (no battle).")] = False,
+    reveal: Annotated[bool, typer.Option("--reveal", help="Name the variants at once (for scripts); the battle is no longer blind.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Answer one prompt with two variants side by side, blind, and open a battle (or --all)."""
+    """Answer one prompt with two variants side by side, blind, and open a battle (or --all).
+
+    The answers show as A and B; `ladder vote BATTLE_ID` reveals which variant was which.
+    """
     from bot.arena import available_variants, parse_variants
 
-    settings, store, arena, row = _arena(project)
+    settings, store, _ = _services()
+    row = store.require_project(project)
     chosen = parse_variants(variants, store, row) if variants else available_variants(store, row)
+    arena = _arena(settings, store, row, chosen, quiet=as_json)
     if show_all:
         answers = arena.answer(row, chosen, prompt)
         result = {"prompt": prompt, "answers": [a.to_dict() for a in answers]}
     else:
         battle = arena.battle(row, prompt, user or current_user(settings), chosen if variants else None)
+        hidden = () if reveal else ("variant",)
         result = {"battle_id": battle["id"], "prompt": prompt, "answers": [
-            {"side": side, **battle["details"][side]} for side in ("a", "b")
+            {"side": side, **{k: v for k, v in battle["details"][side].items() if k not in hidden}} for side in ("a", "b")
         ]}
     if as_json:
         emit_json(result)
         return
     from bot.comparisons import grid_replies
+    from bot.messages import Text
 
-    render_human(grid_replies(result, blind=False))
+    blind = not show_all and not reveal
+    render_human(grid_replies(result, blind=blind))
+    if not show_all:
+        render_human([Text(f"Battle **{result['battle_id']}**: vote with `ladder vote {result['battle_id']} "
+                           "--winner a|b|tie|bad --user NAME`" + (" to see which variant was which." if blind else "."))])
 
 
 @app.command()
@@ -735,21 +785,13 @@ def vote(
                    f"B was {reveal['b']['variant']} ({reveal['b']['latency_ms']:.0f} ms)")
 
 
-def _leaderboard(store, row) -> dict:
-    from bot.arena import Arena, available_variants, outcomes
-    from bot.leaderboard import leaderboard as rank
-
-    battles = Arena(None, store, None).battles(row)
-    seen = {v for b in battles for v in (b["variant_a"], b["variant_b"])}
-    variants = sorted(seen | set(available_variants(store, row)))
-    return {"project": row["name"], **rank(outcomes(battles), variants)}
-
-
 @app.command()
 def leaderboard(project: ProjectOpt, as_json: JsonFlag = False) -> None:
     """Bradley-Terry ratings of the variants from the team's votes, with 95% intervals."""
+    from bot.arena import standings
+
     settings, store, _ = _services()
-    board = _leaderboard(store, store.require_project(project))
+    board = standings(store, store.require_project(project))
     if as_json:
         emit_json(board)
         return
@@ -771,15 +813,18 @@ def eval_command(
     from bot.arena import parse_variants
     from bot.heldout import evaluate, general_items, load_items
 
-    settings, store, arena, row = _arena(project)
+    settings, store, _ = _services()
+    row = store.require_project(project)
+    chosen = parse_variants(variants, store, row)
+    items = load_items(eval_file)
     schema_doc = None
     if schema:
         try:
             schema_doc = json.loads(schema.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise LadderError(f"could not read the JSON Schema {schema} ({exc}); give a JSON file") from None
-    result = evaluate(arena, row, load_items(eval_file), parse_variants(variants, store, row), schema_doc,
-                      general_items(general_file))
+    general = general_items(general_file)
+    result = evaluate(_arena(settings, store, row, chosen, quiet=as_json), row, items, chosen, schema_doc, general)
     if as_json:
         emit_json(result)
         return
@@ -834,13 +879,26 @@ def serve_models(
 
     settings, store, _ = _services()
     lookup, names = registry_from_store(store)
-    model_host = ModelHost(base_model or settings.base_model, lookup, max_adapters or settings.max_adapters, names)
+    base = base_model or _served_base(settings, store)
+    model_host = ModelHost(base, lookup, max_adapters or settings.max_adapters, names)
     server = make_server(model_host, host, port)
     typer.echo(f"serving {model_host.base_id} and its adapters at http://{host}:{port}/v1 (Ctrl-C to stop)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         server.shutdown()
+
+
+def _served_base(settings, store) -> str:
+    """The base model `serve models` loads: LADDER_BASE_MODEL when set explicitly, else the one
+    the newest registered adapter was trained on, else the default."""
+    if "base_model" in settings.model_fields_set:
+        return settings.base_model
+    newest = store.db.execute("SELECT base_model FROM adapters ORDER BY id DESC LIMIT 1").fetchone()
+    if newest:
+        _note(f"serving {newest[0]}, the base model of the newest adapter (--base-model picks another)")
+        return newest[0]
+    return settings.base_model
 
 
 @app.command()
@@ -854,13 +912,21 @@ def worker(
     from bot.jobs import Worker
 
     settings, store, _ = _services()
-    runner = Worker(settings, store, on_update=lambda job: None)
-    signals.signal(signals.SIGTERM, lambda *_: runner.stop())
-    typer.echo(f"worker {runner.pid} on {runner.host}: waiting for jobs (Ctrl-C to stop)", err=True)
+    runner = Worker(settings, store, announce=lambda line: typer.echo(f"{_clock()} {line}", err=True))
+    # SIGTERM (docker stop, systemd) and Ctrl-C both hand a job in progress back to the queue:
+    # it resumes from its last checkpoint on the next worker.
+    signals.signal(signals.SIGTERM, lambda *_: runner.stop(hand_back=True))
+    typer.echo(f"{_clock()} worker {runner.pid} on {runner.host}: waiting for jobs, one at a time (Ctrl-C to stop)", err=True)
     try:
         runner.serve(once=once, poll_s=poll)
     except KeyboardInterrupt:
-        runner.stop()
+        typer.echo(f"{_clock()} worker {runner.pid}: stopping", err=True)
+
+
+def _clock() -> str:
+    import time
+
+    return time.strftime("%H:%M:%S")
 
 
 def main() -> None:
@@ -877,6 +943,10 @@ def main() -> None:
         raise SystemExit(2) from None
     except LadderError as exc:
         sys.stderr.write(f"ladder: {exc.message}\n")
+        raise SystemExit(1) from None
+    except sqlite3.DatabaseError as exc:  # damage found after opening: one line, the file untouched
+        sys.stderr.write(f"ladder: the Ladder database failed ({exc}); restore LADDER_HOME/ladder.db from a "
+                         "backup, or move it aside to start with an empty store\n")
         raise SystemExit(1) from None
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
-from bot.arena import VARIANT, WINNERS, Arena, available_variants, outcomes, parse_variants
+from bot.arena import (WINNERS, Arena, arena_for, available_variants, base_model_for, parse_variant,
+                       parse_variants, standings)
 from bot.engine import Command, Context, Engine
 from bot.errors import LadderError
 from bot.messages import Choices, Progress, Reply, Table, Text
@@ -25,10 +27,20 @@ def install(engine: Engine) -> None:
     engine.add_action("arena.vote", _vote)
 
 
-def _arena(ctx: Context) -> Arena:
-    from bot.inference import client_for
+def _arena(ctx: Context, project: dict[str, Any], variants: list[str]) -> Generator[Reply, None, Arena]:
+    """Yield a "loading the model" progress line when the base model still has to load, and
+    return the arena (on the base model the project's adapters were trained on):
+    `arena = yield from _arena(...)`."""
+    from bot.inference import embedded_running
 
-    return Arena(ctx.settings, ctx.store, client_for(ctx.settings, ctx.store))
+    base = base_model_for(ctx.settings, ctx.store, project, variants)
+    loading = not ctx.settings.inference_url and not embedded_running(ctx.settings, base)
+    if loading:
+        yield Progress("model", f"Loading the model {Path(base).name}… (the first answer takes a while)")
+    arena = arena_for(ctx.settings, ctx.store, project, variants)
+    if loading:
+        yield Progress("model", f"Model {Path(base).name} loaded.", 1, 1, done=True)
+    return arena
 
 
 # -- rendering (shared with the CLI) -----------------------------------------------------------
@@ -52,7 +64,8 @@ def leaderboard_replies(board: dict[str, Any]) -> list[Reply]:
         for r in board["variants"]
     )
     return [Table(("variant", "rating", "95% interval", "battles", "W/T/L"), rows, title="Leaderboard"),
-            Text(f"{board['votes']} votes · {board['message']}.", tone="success" if board["settled"] else "info")]
+            Text(f"{board['battles']} battles, {board['votes']} votes · {board['message']}.",
+                 tone="success" if board["settled"] else "info")]
 
 
 def eval_replies(result: dict[str, Any]) -> list[Reply]:
@@ -75,14 +88,14 @@ def eval_replies(result: dict[str, Any]) -> list[Reply]:
 # -- commands --------------------------------------------------------------------------------
 
 
-def compare_command(ctx: Context) -> list[Reply]:
+def compare_command(ctx: Context) -> Iterator[Reply]:
     project = ctx.require_project()
     words = ctx.args.split()
     show_all = bool(words) and words[0] == "--all"
     if show_all:
         words = words[1:]
     named: list[str] = []
-    while words and all(VARIANT.match(part) for part in words[0].split(",") if part):
+    while words and all(parse_variant(part) for part in words[0].split(",") if part):
         named += [p for p in words.pop(0).split(",") if p]
     prompt = " ".join(words).strip()
     if not prompt:
@@ -92,15 +105,17 @@ def compare_command(ctx: Context) -> list[Reply]:
     if len(pool) == 1:  # one named variant battles the plain base (or RAG when it is the base)
         pool.append("base" if pool[0] != "base" else "rag")
         pool = parse_variants(",".join(pool), ctx.store, project)
-    arena = _arena(ctx)
+    arena = yield from _arena(ctx, project, pool)
     if show_all:
         answers = arena.answer(project, pool, prompt)
-        return grid_replies({"prompt": prompt, "answers": [a.to_dict() for a in answers]}, blind=False)
+        yield from grid_replies({"prompt": prompt, "answers": [a.to_dict() for a in answers]}, blind=False)
+        return
     battle = arena.battle(project, prompt, ctx.user, pool, ctx.turn.place)
     result = {"prompt": prompt, "answers": [{"side": s, **battle["details"][s]} for s in ("a", "b")]}
     buttons = tuple(ctx.button(label, "arena.vote", {"battle": battle["id"], "winner": key},
                                "primary" if key in {"a", "b"} else "default") for key, label in WINNERS.items())
-    return [*grid_replies(result, blind=True), Choices("Which is better? The names are revealed after you vote.", buttons)]
+    yield from grid_replies(result, blind=True)
+    yield Choices("Which is better? The names are revealed after you vote.", buttons)
 
 
 def _vote(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
@@ -115,14 +130,11 @@ def _vote(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
 
 
 def leaderboard_command(ctx: Context) -> list[Reply]:
-    from bot.leaderboard import leaderboard
-
     project = ctx.require_project()
-    battles = Arena(ctx.settings, ctx.store, None).battles(project)
-    if not battles:
-        return [Text("No battles yet: `compare PROMPT` starts one.")]
-    variants = sorted({v for b in battles for v in (b["variant_a"], b["variant_b"])} | set(available_variants(ctx.store, project)))
-    return leaderboard_replies(leaderboard(outcomes(battles), variants))
+    board = standings(ctx.store, project)
+    if not board["votes"]:
+        return [Text("No votes yet: `compare PROMPT` starts a battle to vote on.")]
+    return leaderboard_replies(board)
 
 
 def eval_command(ctx: Context) -> Iterator[Reply]:
@@ -139,25 +151,41 @@ def eval_command(ctx: Context) -> Iterator[Reply]:
         spec = value
     variants = parse_variants(spec if spec != "base" else ",".join(available_variants(ctx.store, project)), ctx.store, project)
     items = load_items(ctx.turn.files[0].path)
-    arena = _arena(ctx)
+    arena = yield from _arena(ctx, project, variants)
     updates: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def progress(done: int, total: int) -> None:
+        if stop.is_set():
+            raise EvalStopped()
+        updates.put(("progress", (done, total)))
 
     def work() -> None:
         try:
-            updates.put(("done", evaluate(arena, project, items, variants,
-                                          on_progress=lambda done, total: updates.put(("progress", (done, total))))))
+            updates.put(("done", evaluate(arena, project, items, variants, on_progress=progress)))
+        except EvalStopped:
+            pass
         except Exception as exc:  # surfaced below through the engine's error handling
             updates.put(("error", exc))
 
-    threading.Thread(target=work, daemon=True).start()
-    while True:
-        kind, value = updates.get()
-        if kind == "progress":
-            done, total = value
-            yield Progress("eval", f"Evaluating {', '.join(variants)}: {done}/{total} answers", done, total)
-        elif kind == "error":
-            raise value
-        else:
-            yield Progress("eval", "Evaluation finished", 1, 1, done=True)
-            yield from eval_replies(value)
-            return
+    detached = "The evaluation was stopped; nothing was saved. Run `eval` again to start over."
+    threading.Thread(target=work, daemon=True, name="ladder-eval").start()
+    try:
+        while True:
+            kind, value = updates.get()
+            if kind == "progress":
+                done, total = value
+                yield Progress("eval", f"Evaluating {', '.join(variants)}: {done}/{total} answers", done, total,
+                               detached=detached)
+            elif kind == "error":
+                raise value
+            else:
+                yield Progress("eval", "Evaluation finished", 1, 1, done=True)
+                yield from eval_replies(value)
+                return
+    finally:
+        stop.set()  # the user stopped following (Ctrl-C): the background evaluation ends too
+
+
+class EvalStopped(Exception):
+    """The chat that asked for an evaluation stopped following it."""

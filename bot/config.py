@@ -6,6 +6,7 @@ field you add. Secrets are `SecretStr`: they print as `**********` and never rea
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -24,8 +25,10 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(
-        Path(".ladder"),
-        description="Folder that holds all state: the SQLite store, Chroma, adapters and logs.",
+        default_factory=lambda: default_home(),
+        description="Folder that holds all state: the SQLite store, Chroma, adapters and logs. Defaults to "
+        "the user's data folder ($XDG_DATA_HOME/ladder, else ~/.local/share/ladder), so every command "
+        "finds the same state from any folder.",
     )
     log_level: str = Field(
         "INFO",
@@ -79,6 +82,12 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(
         None, description="Discord bot token. Secret: never printed or logged."
     )
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        # Stored paths (adapters, datasets) derive from it: absolute, so they work from any folder.
+        return Path(os.path.abspath(Path(value).expanduser()))
 
     @field_validator("log_level")
     @classmethod
@@ -140,6 +149,15 @@ class Settings(BaseSettings):
             else:
                 view[name] = value
         return view
+
+
+def default_home() -> Path:
+    """Return the user's data folder for Ladder, as CLIs like `llm` and `gh` keep their state:
+    $XDG_DATA_HOME/ladder, else ~/.local/share/ladder (%LOCALAPPDATA%\\ladder on Windows)."""
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "ladder"
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "ladder"
 
 
 def load_settings(**overrides: object) -> Settings:

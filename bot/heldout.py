@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from bot.arena import Arena
+from bot.arena import Arena, adapter_of
 from bot.errors import LadderError
 from trainer.formats import iter_jsonl
 
@@ -150,7 +150,7 @@ def evaluate(arena: Arena, project: dict[str, Any], items: list[dict[str, str]],
             on_progress(done, total)
     results = {v: score(collected[v], items, schema) for v in variants}
     # Forgetting: every model (base and each adapter) on the general set, without retrieval.
-    models = ["base"] + sorted({f"lora:{name}" for v in variants if (name := _adapter(v))})
+    models = ["base"] + sorted({f"lora:{name}" for v in variants if (name := adapter_of(v))})
     for model in models:
         answers = []
         for item in general:
@@ -167,11 +167,3 @@ def evaluate(arena: Arena, project: dict[str, Any], items: list[dict[str, str]],
                              "relative_change": round(relative, 4), "flagged": relative < -FORGETTING_DROP}
     return {"project": project["name"], "items": len(items), "variants": results,
             "general_set_size": len(general), "forgetting": forgetting}
-
-
-def _adapter(variant: str) -> str | None:
-    from bot.arena import adapter_of
-
-    return adapter_of(variant)
-
-

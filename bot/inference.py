@@ -94,27 +94,35 @@ _embedded: dict[str, str] = {}
 _embedded_lock = threading.Lock()
 
 
-def embedded_client(settings: Settings, store) -> InferenceClient:
-    """Return a client for the in-process model server, starting it on first use.
+def embedded_client(settings: Settings, store, base_model: str | None = None) -> InferenceClient:
+    """Return a client for the in-process model server of `base_model` (default
+    LADDER_BASE_MODEL), starting it on first use.
 
     `ladder chat` uses it when LADDER_INFERENCE_URL is unset. Raises LadderError when the base
     model is not on disk.
     """
     from bot.serving import ModelHost, make_server, registry_from_store
 
+    base_model = base_model or settings.base_model
     with _embedded_lock:
-        key = f"{settings.base_model}@{settings.home}"
+        key = f"{base_model}@{settings.home}"
         if key not in _embedded:
             lookup, names = registry_from_store(store)  # Store connections are per thread
-            host = ModelHost(settings.base_model, lookup, settings.max_adapters, names)
+            host = ModelHost(base_model, lookup, settings.max_adapters, names)
             server = make_server(host, "127.0.0.1", 0)
             threading.Thread(target=server.serve_forever, daemon=True).start()
             _embedded[key] = f"http://127.0.0.1:{server.server_address[1]}/v1"
         return InferenceClient(_embedded[key], "base", None, settings.inference_timeout_s)
 
 
-def client_for(settings: Settings, store) -> InferenceClient:
-    """Return the client for generation: LADDER_INFERENCE_URL when set, else the embedded server.
+def embedded_running(settings: Settings, base_model: str | None = None) -> bool:
+    """Return True when the in-process server for `base_model` is already up (no load to wait for)."""
+    return f"{base_model or settings.base_model}@{settings.home}" in _embedded
+
+
+def client_for(settings: Settings, store, base_model: str | None = None) -> InferenceClient:
+    """Return the client for generation: LADDER_INFERENCE_URL when set, else the embedded server
+    of `base_model` (default LADDER_BASE_MODEL).
 
     Raises LadderError when neither is available (no URL and the base model is not on disk).
     """
@@ -122,7 +130,7 @@ def client_for(settings: Settings, store) -> InferenceClient:
     if client is not None:
         return client
     try:
-        return embedded_client(settings, store)
+        return embedded_client(settings, store, base_model)
     except LadderError as exc:
         raise LadderError(
             f"no model can answer: LADDER_INFERENCE_URL is unset and the embedded server cannot start ({exc.message})"

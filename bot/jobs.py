@@ -107,7 +107,7 @@ def plan_job(settings: Settings, store: Store, project: dict[str, Any], data: Pa
     if not estimates.fits(estimate["memory_gb"], memory):
         raise LadderError(_does_not_fit(params, shape, method, max_length, batch, estimate["memory_gb"], memory, device))
 
-    output_dir = settings.home / "adapters" / project["name"] / name
+    output_dir = settings.home / "adapters" / project["name"]  # the job adds NAME-jobID (see enqueue)
     stored = settings.home / "datasets" / f"{report['sha256'][:16]}{data.suffix.lower() or '.jsonl'}"
     config = {
         "base_model": str(base_model) if not Path(base_model).expanduser().is_dir() else str(model_dir.resolve()),
@@ -147,21 +147,15 @@ def keep_dataset(settings: Settings, data: Path, sha256: str) -> Path:
 
 def enqueue(settings: Settings, store: Store, plan: Plan, user: str, place: str | None = None,
             platform: str = "cli") -> int:
-    """Store the dataset copy and queue the planned job; return the job id."""
+    """Store the dataset copy and queue the planned job; return the job id.
+
+    The job writes under `adapters/PROJECT/NAME-jobID`: keyed by its id, so a job that reuses
+    the name of a failed or cancelled one starts clean instead of resuming its checkpoints.
+    """
     stored = keep_dataset(settings, plan.data_path, plan.report["sha256"])
     dataset_id = store.add_dataset(plan.project["id"], plan.data_path.name, str(stored), plan.report, user)
-    job_id = store.add_job(plan.project["id"], dataset_id, plan.name, plan.config["method"], plan.config["base_model"],
-                           plan.config, user, place, platform)
-    store.update_job(job_id, output_dir=plan.config["output_dir"])
-    return job_id
-
-
-def live_worker(store: Store) -> dict[str, Any] | None:
-    """Return a worker that has reported within STALE_S and is idle or busy, or None."""
-    for worker in store.workers():
-        if _age_s(worker["heartbeat_at"]) < STALE_S:
-            return worker
-    return None
+    return store.add_job(plan.project["id"], dataset_id, plan.name, plan.config["method"], plan.config["base_model"],
+                         plan.config, user, place, platform)
 
 
 def is_trainer(settings: Settings, user: str, platform: str) -> bool:
@@ -171,7 +165,9 @@ def is_trainer(settings: Settings, user: str, platform: str) -> bool:
     return platform in {"terminal", "cli"}
 
 
-# -- the worker ------------------------------------------------------------------------------
+# -- who is alive ------------------------------------------------------------------------------
+
+HOST = socket.gethostname()
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -186,50 +182,87 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
-class Worker:
-    """Runs queued jobs one at a time, each in its own `python -m trainer.run` subprocess."""
+def worker_is_alive(worker: dict[str, Any]) -> bool:
+    """A worker is alive when it reported within STALE_S and, on this host, its process exists."""
+    if _age_s(worker["heartbeat_at"]) >= STALE_S:
+        return False
+    return worker["host"] != HOST or _pid_alive(worker["pid"])
 
-    def __init__(self, settings: Settings, store: Store, on_update: Callable[[dict[str, Any]], None] | None = None):
+
+def live_worker(store: Store) -> dict[str, Any] | None:
+    """Return a worker that is alive (idle or busy), or None."""
+    return next((w for w in store.workers() if worker_is_alive(w)), None)
+
+
+def release_orphans(store: Store) -> list[int]:
+    """Hand the jobs of dead workers back to the queue (they resume from their last checkpoint).
+
+    A job being cancelled whose worker died ends as cancelled. Safe to call from anywhere (a
+    worker starting, `jobs` in chat, `ladder jobs list`): each release is a compare-and-set
+    against the worker that claimed the job, so a live worker's job is never taken. Returns the
+    ids put back in the queue.
+    """
+    workers = {(w["host"], w["pid"]): w for w in store.workers()}
+    released = []
+    for job in store.jobs_in("running", "cancelling"):
+        host = job.get("worker_host") or HOST
+        worker = workers.get((host, job["worker_pid"]))
+        if worker is not None and worker["job_id"] == job["id"] and worker_is_alive(worker):
+            continue
+        if store.release_job(job["id"], job["worker_pid"], host, requeue=True,
+                             error="its worker stopped; it resumes from its last checkpoint"):
+            logger.info("job %s: worker %s on %s is gone; job handed back to the queue", job["id"], job["worker_pid"], host)
+            if job["status"] == "running":
+                released.append(job["id"])
+        if worker is not None and not worker_is_alive(worker):
+            store.worker_gone(worker["pid"], worker["host"])
+    return released
+
+
+# -- the worker ------------------------------------------------------------------------------
+
+
+class Worker:
+    """Runs queued jobs one at a time, each in its own `python -m trainer.run` subprocess.
+
+    Every state change is a compare-and-set on the job's claiming worker: claim (queued ->
+    running), release (running -> queued, when a worker died or hands a job back) and finish
+    (running -> succeeded | failed | cancelled), so no job ever runs twice at once.
+    """
+
+    def __init__(self, settings: Settings, store: Store, on_update: Callable[[dict[str, Any]], None] | None = None,
+                 announce: Callable[[str], None] | None = None):
         self.settings = settings
         self.store = store
         self.pid = os.getpid()
-        self.host = socket.gethostname()
+        self.host = HOST
         self.on_update = on_update or (lambda job: None)
+        self.announce = announce or (lambda line: None)
+        self.current: int | None = None  # the job running now
+        self.thread: threading.Thread | None = None  # set when it serves from a background thread
+        self._process: subprocess.Popen | None = None
         self._stop = threading.Event()
+        self._hand_back = False
 
     def recover(self) -> list[int]:
-        """Requeue jobs whose worker died (they resume from their last checkpoint); return ids."""
-        recovered = []
-        for job in self.store.jobs(limit=1000):
-            if job["status"] not in {"running", "cancelling"}:
-                continue
-            worker = next((w for w in self.store.workers() if w["pid"] == job["worker_pid"] and w["job_id"] == job["id"]), None)
-            local = worker is not None and worker["host"] == self.host
-            if local and _pid_alive(job["worker_pid"]):
-                continue
-            if worker is not None and not local and _age_s(worker["heartbeat_at"]) < STALE_S:
-                continue  # alive on another host
-            if job["status"] == "cancelling":
-                self.store.update_job(job["id"], status="cancelled", finished_at=now())
-            else:
-                self.store.update_job(job["id"], status="queued", resumes=(job["resumes"] or 0) + 1,
-                                      error="its worker stopped; resuming from the last checkpoint")
-                recovered.append(job["id"])
-            if worker is not None:
-                self.store.worker_gone(worker["pid"], worker["host"])
-        return recovered
+        """Requeue jobs whose worker died; return their ids."""
+        return release_orphans(self.store)
 
     def serve(self, once: bool = False, poll_s: float = 2.0) -> None:
-        """Run jobs until stopped (or, with `once`, until the queue is empty)."""
+        """Run jobs one at a time until stopped (or, with `once`, until the queue is empty)."""
         self.store.worker_alive(self.pid, self.host)
         try:
             self.recover()
+            last_recover = time.monotonic()
             while not self._stop.is_set():
-                job = self.store.claim_job(self.pid)
+                job = self.store.claim_job(self.pid, self.host)
                 if job is None:
                     if once:
                         return
                     self.store.worker_alive(self.pid, self.host)
+                    if time.monotonic() - last_recover > STALE_S / 2:  # another worker may have died
+                        self.recover()
+                        last_recover = time.monotonic()
                     self._stop.wait(poll_s)
                     continue
                 self.run(job)
@@ -241,7 +274,7 @@ class Worker:
         self.store.worker_alive(self.pid, self.host)
         try:
             self.recover()
-            job = self.store.claim_job(self.pid, job_id)
+            job = self.store.claim_job(self.pid, self.host, job_id)
             if job is None:
                 current = self.store.job(job_id)
                 if current is None:
@@ -253,32 +286,69 @@ class Worker:
         finally:
             self.store.worker_gone(self.pid, self.host)
 
-    def stop(self) -> None:
+    def stop(self, hand_back: bool = False) -> None:
+        """Stop after the current job; with `hand_back`, stop it now and put it back in the queue."""
+        self._hand_back = hand_back
         self._stop.set()
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Run a claimed job to the end; record progress, the outcome and the adapter."""
+        """Run a claimed job to the end; record progress, the outcome and the adapter.
+
+        Never raises for the job's own failure: anything that goes wrong fails the job cleanly
+        (the traceback goes to the log), so the worker moves on to the next one.
+        """
+        self.current = job["id"]
+        started = time.monotonic()
+        self._say(job, f"started (attempt {(job['resumes'] or 0) + 1})")
+        try:
+            code, state, stopped, log_path = self._train(job)
+            final = self._finish(job, code, state, stopped, log_path)
+        except KeyboardInterrupt:  # Ctrl-C on `ladder worker`: stop the training, requeue the job
+            if self._process is not None:
+                _terminate(self._process)
+            self.store.release_job(job["id"], self.pid, self.host, requeue=True,
+                                   error="handed back to the queue when its worker stopped; it resumes from its last checkpoint")
+            self._say(job, "handed back to the queue")
+            raise
+        except Exception:
+            logger.exception("job %s crashed the worker's bookkeeping", job["id"])
+            self.store.finish_job(job["id"], self.pid, self.host, status="failed",
+                                  error="the worker hit an internal error running this job; see LADDER_HOME/logs/ladder.log")
+            final = self.store.job(job["id"])
+        finally:
+            self.current = None
+            self.store.worker_alive(self.pid, self.host, None)
+        self._say(final, f"{final['status']} after {time.monotonic() - started:.0f} s"
+                  + (f": {final['error']}" if final["status"] == "failed" and final.get("error") else ""))
+        self.on_update({**final, "event": "finished"})
+        return final
+
+    def _say(self, job: dict[str, Any], what: str) -> None:
+        line = f"job {job['id']} ({job['name']}): {what}"
+        logger.info(line)
+        self.announce(line)
+
+    def _train(self, job: dict[str, Any]):
         job_dir = Path(job["output_dir"])
         job_dir.mkdir(parents=True, exist_ok=True)
         config_path = job_dir / "job-config.json"
         config_path.write_text(json.dumps(job["config"], indent=2, sort_keys=True))
         log_path = job_dir / "job.log"
-        self.store.worker_alive(self.pid, self.host, job["id"])
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
         with open(log_path, "a") as log:
-            log.write(f"\n=== {now()} job {job['id']} attempt {job['resumes'] + 1} ===\n")
+            log.write(f"\n=== {now()} job {job['id']} attempt {(job['resumes'] or 0) + 1} worker {self.pid}@{self.host} ===\n")
             log.flush()
-            process = subprocess.Popen(
+            process = self._process = subprocess.Popen(
                 [sys.executable, "-m", "trainer.run", str(config_path), "--watch-parent"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
-                start_new_session=True,
+                start_new_session=True,  # a Ctrl-C in the terminal that launched it does not reach it
             )
             lines: queue.Queue = queue.Queue()
             reader = threading.Thread(target=_pump, args=(process.stdout, lines, log), daemon=True)
             reader.start()
             state = {"failed": None, "progress": dict(job["progress"]), "metrics": job["metrics"]}
             last_beat = 0.0
-            cancelled = False
+            stopped = None  # "cancelled" or "handed back" once we stopped the process
             while True:
                 try:
                     line = lines.get(timeout=1.0)
@@ -288,16 +358,19 @@ class Worker:
                     break
                 if line:
                     self._record(job, line, state)
+                if stopped is None and self._stop.is_set() and self._hand_back:
+                    stopped = "handed back"
+                    _terminate(process)
                 if time.time() - last_beat > HEARTBEAT_S:
                     last_beat = time.time()
                     self.store.worker_alive(self.pid, self.host, job["id"])
                     self.store.update_job(job["id"], heartbeat_at=now())
-                    if self.store.job(job["id"])["status"] == "cancelling" and not cancelled:
-                        cancelled = True
+                    if stopped is None and self.store.job(job["id"])["status"] == "cancelling":
+                        stopped = "cancelled"
                         _terminate(process)
             code = process.wait()
             process.stdin.close()
-        return self._finish(job, code, state, cancelled, log_path)
+        return code, state, stopped, log_path
 
     def _record(self, job: dict[str, Any], event: dict[str, Any], state: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -314,6 +387,8 @@ class Worker:
             # Steps after the checkpoint will be trained again: drop their old points.
             for series in ("train_loss", "val_loss"):
                 metrics[series] = [p for p in metrics[series] if p[0] <= event["step"]]
+        elif kind == "data":
+            progress["dropped_too_long"] = event.get("dropped_too_long", 0)
         elif kind == "done":
             metrics.update({k: v for k, v in event["metrics"].items() if k not in {"train_loss", "val_loss"}})
             if event["metrics"]["train_loss"]:
@@ -324,26 +399,46 @@ class Worker:
         self.store.update_job(job["id"], progress=progress, metrics=metrics, heartbeat_at=now())
         self.on_update({**job, "status": "running", "progress": progress, "metrics": metrics, "event": kind})
 
-    def _finish(self, job, code, state, cancelled, log_path) -> dict[str, Any]:
-        failed = state["failed"]
-        if cancelled or self.store.job(job["id"])["status"] == "cancelling":
-            self.store.update_job(job["id"], status="cancelled", finished_at=now())
+    def _finish(self, job, code, state, stopped, log_path) -> dict[str, Any]:
+        job_id, output_dir = job["id"], Path(job["output_dir"])
+        current = self.store.job(job_id)
+        if current["status"] == "cancelling" or stopped == "cancelled":
+            self.store.finish_job(job_id, self.pid, self.host, status="cancelled")
+        elif stopped == "handed back":
+            self.store.release_job(job_id, self.pid, self.host, requeue=True,
+                                   error="handed back to the queue when its worker stopped; it resumes from its last checkpoint")
         elif code == 0:
-            summary = json.loads((Path(job["output_dir"]) / "ladder.json").read_text())
-            self.store.add_adapter(job["project_id"], job["id"], job["name"], job["base_model"], job["method"],
-                                   summary["adapter"], summary["metrics"], job["created_by"])
-            self.store.update_job(job["id"], status="succeeded", finished_at=now(), error=None,
-                                  metrics={**state["metrics"], **{k: v for k, v in summary["metrics"].items()}})
-            shutil.rmtree(Path(job["output_dir"]) / "checkpoints", ignore_errors=True)  # the adapter is saved
+            self._register(job, state)
         else:
+            failed = state["failed"]
             message = failed["message"] if failed else (
                 f"the training process stopped with exit code {code}; the log is {log_path}"
             )
-            self.store.update_job(job["id"], status="failed", finished_at=now(), error=message)
-        self.store.worker_alive(self.pid, self.host, None)
-        final = self.store.job(job["id"])
-        self.on_update({**final, "event": "finished"})
+            self.store.finish_job(job_id, self.pid, self.host, status="failed", error=message)
+        final = self.store.job(job_id)
+        if final["status"] in FINISHED:  # nothing will resume it: its checkpoints are dead weight
+            shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
         return final
+
+    def _register(self, job: dict[str, Any], state: dict[str, Any]) -> None:
+        """Register the adapter and mark the job succeeded, in one transaction; a name taken
+        meanwhile (or a missing summary) fails the job with the reason instead."""
+        try:
+            summary = json.loads((Path(job["output_dir"]) / "ladder.json").read_text())
+        except (OSError, ValueError):
+            self.store.finish_job(job["id"], self.pid, self.host, status="failed",
+                                  error=f"training ended but wrote no ladder.json in {job['output_dir']}; see its job.log")
+            return
+        try:
+            with self.store.atomic():
+                self.store.add_adapter(job["project_id"], job["id"], job["name"], job["base_model"], job["method"],
+                                       summary["adapter"], summary["metrics"], job["created_by"])
+                if not self.store.finish_job(job["id"], self.pid, self.host, status="succeeded", error=None,
+                                             metrics={**state["metrics"], **summary["metrics"]}):
+                    raise LadderError(f"job {job['id']} was taken over by another worker")
+        except LadderError as exc:
+            self.store.finish_job(job["id"], self.pid, self.host, status="failed",
+                                  error=f"{exc.message} (the trained adapter is kept in {summary['adapter']})")
 
 
 def _merge(old: list, new: list) -> list:
@@ -387,9 +482,13 @@ def _terminate(process: subprocess.Popen) -> None:
 
 
 def follow(store: Store, job_id: int, poll_s: float = 1.0, timeout_s: float | None = None):
-    """Yield the job each time its progress changes, until it finishes (or `timeout_s`)."""
+    """Yield the job each time its status or progress changes, until it finishes (or `timeout_s`).
+
+    Now and then it also hands dead workers' jobs back to the queue, so a job whose process
+    is gone never shows "running" forever.
+    """
     last = None
-    started = time.time()
+    started = last_reap = time.time()
     while True:
         job = store.job(job_id)
         if job is None:
@@ -402,4 +501,55 @@ def follow(store: Store, job_id: int, poll_s: float = 1.0, timeout_s: float | No
             return
         if timeout_s is not None and time.time() - started > timeout_s:
             raise LadderError(f"job {job_id} is still {job['status']} after {timeout_s:g} s")
+        if time.time() - last_reap > HEARTBEAT_S:
+            last_reap = time.time()
+            release_orphans(store)
         time.sleep(poll_s)
+
+
+# -- a worker inside a chat process ---------------------------------------------------------------
+
+_background: dict[str, Worker] = {}
+_background_lock = threading.Lock()
+
+
+def run_in_background(settings: Settings, store: Store) -> Worker:
+    """Make this process a worker while it lives: start a worker thread unless one runs here.
+
+    The chat calls it when it queues a job and no `ladder worker` is alive, so a launched job is
+    never left unrun; the thread keeps serving the queue (one job at a time) until
+    `stop_background` or the process ends. Returns the in-process worker.
+    """
+    key = str(Path(settings.db_path).resolve())
+    with _background_lock:
+        worker = _background.get(key)
+        if worker is None or not worker.thread.is_alive():
+            worker = Worker(settings, store)
+            worker.thread = threading.Thread(target=worker.serve, kwargs={"poll_s": 1.0}, daemon=True,
+                                             name="ladder-background-worker")
+            worker.thread.start()
+            _background[key] = worker
+        return worker
+
+
+def stop_background(timeout_s: float = 30.0) -> list[int]:
+    """Stop this process's worker threads, handing a job in progress back to the queue (it
+    resumes from its last checkpoint in the next worker); return the ids handed back."""
+    with _background_lock:
+        workers = list(_background.values())
+        _background.clear()
+    handed = [w.current for w in workers if w.current is not None]
+    for worker in workers:
+        worker.stop(hand_back=True)
+    for worker in workers:
+        worker.thread.join(timeout_s)
+    return handed
+
+
+def ensure_worker(settings: Settings, store: Store) -> dict[str, Any] | None:
+    """Return the live worker that will run queued jobs, starting one in this process if none is
+    alive anywhere (None means the in-process one just started)."""
+    worker = live_worker(store)
+    if worker is None:
+        run_in_background(settings, store)
+    return worker

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.engine import Command, Context, Engine
 from bot.errors import LadderError
+from bot.arena import base_model_for
 from bot.inference import client_for
 from bot.messages import Progress, Reply, Table, Text
 
@@ -75,7 +76,7 @@ def ask_command(ctx: Context) -> list[Reply]:
         raise LadderError("ask a question: `ask what is the refund policy?`")
     hits = _kb(ctx).retrieve(project, question, k=4)
     try:  # LADDER_INFERENCE_URL, else the embedded server when the base model is on disk
-        client = client_for(ctx.settings, ctx.store)
+        client = client_for(ctx.settings, ctx.store, base_model_for(ctx.settings, ctx.store, project))
     except LadderError:
         client = None
     return answer_replies(answer(question, hits, client.chat if client else None))

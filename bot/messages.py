@@ -101,6 +101,7 @@ class Progress:
     current: int = 0
     total: int | None = None
     done: bool = False
+    detached: str = ""  # what carries on, and how to look at it, when the user stops following
 
     @property
     def fraction(self) -> float | None:

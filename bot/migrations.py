@@ -266,6 +266,29 @@ def m004_battle_details(db: sqlite_utils.Database) -> None:
     db["battles"].add_column("details", str)
 
 
+@migration
+def m005_job_lifecycle(db: sqlite_utils.Database) -> None:
+    """One job lifecycle: a job records the host of the worker that claimed it (set in the same
+    transaction as its pid and the worker's own row), and a live job's name is unique in its
+    project, so two launches can never queue the same adapter twice."""
+    db["jobs"].add_column("worker_host", str)
+    live = "status IN ('queued', 'running', 'cancelling')"
+    # Older databases could hold live duplicates; keep the newest and fail the rest, by name.
+    db.execute(
+        f"UPDATE jobs SET status = 'failed', error = 'a newer job with the same name replaced it' "
+        f"WHERE {live} AND id NOT IN (SELECT max(id) FROM jobs WHERE {live} GROUP BY project_id, name)"
+    )
+    db.execute(f"CREATE UNIQUE INDEX jobs_live_name ON jobs (project_id, name) WHERE {live}")
+
+
+@migration
+def m006_battle_adapters(db: sqlite_utils.Database) -> None:
+    """Which registered adapter answered each side of a battle, so a re-trained adapter with
+    the same name starts a new leaderboard entry instead of inheriting the old one's votes."""
+    db["battles"].add_column("adapter_a", int)
+    db["battles"].add_column("adapter_b", int)
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

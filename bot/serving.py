@@ -10,10 +10,12 @@ about one answer on a GPU instead of four.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import queue
 import secrets
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -40,11 +42,19 @@ class UnknownModel(LadderError):
 
 @dataclass(frozen=True)
 class AdapterRef:
-    """Where an adapter lives and what it was trained on."""
+    """One registered adapter: its registry id, canonical name (PROJECT/NAME), files and base."""
 
     name: str
     path: Path
     base_revision: str | None
+    id: int = 0
+
+    @property
+    def key(self) -> str:
+        """The peft adapter name: the registry id and the path, so a deleted or re-trained
+        adapter (a new id, a new folder) is never served from an old load."""
+        digest = hashlib.sha1(str(self.path).encode()).hexdigest()[:8]
+        return f"adapter_{self.id}_{digest}"
 
 
 @dataclass
@@ -58,11 +68,13 @@ class GenRequest:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    min_tokens: int = 0  # vLLM's extension: generate at least this many tokens before EOS may end it
+    include_usage: bool = False  # stream_options.include_usage: a last chunk carries the token counts
 
     @property
     def sampling(self) -> tuple:
         """Requests with equal sampling settings can share one generate call."""
-        return (self.temperature > 0, round(self.temperature, 4), round(self.top_p, 4), self.seed)
+        return (self.temperature > 0, round(self.temperature, 4), round(self.top_p, 4), self.seed, self.min_tokens)
 
 
 @dataclass
@@ -106,37 +118,39 @@ class ModelHost:
     def ensure(self, model: str) -> str:
         """Make `model` resident (loading, evicting the least recently used); return the peft name.
 
-        Raises UnknownModel for a name the registry does not know, LadderError for an adapter
-        trained on another base model.
+        The registry is asked on every call, so `NAME` and `PROJECT/NAME` share one load and a
+        deleted or re-trained adapter is never answered from memory. Raises UnknownModel for a
+        name the registry does not know, LadderError for an adapter trained on another base model.
         """
         if model == BASE:
             return PEFT_BASE
+        ref = self.registry(model)
+        if ref is None:
+            raise UnknownModel(f"model {model!r} is not served here: it is neither 'base' nor a registered adapter; "
+                               "`ladder adapters list --project P` shows the adapters")
+        if ref.base_revision and ref.base_revision != self.revision:
+            raise LadderError(f"adapter {model!r} was trained on another base model ({ref.base_revision}); this "
+                              f"server runs {self.base_id} ({self.revision})")
         with self.lock:
-            ref = self.resident.get(model) or self.registry(model)
-            if ref is None:
-                raise UnknownModel(f"model {model!r} is not served here: it is neither 'base' nor a registered adapter; "
-                                   "`ladder adapters list --project P` shows the adapters")
-            if ref.base_revision and ref.base_revision != self.revision:
-                raise LadderError(f"adapter {model!r} was trained on another base model ({ref.base_revision}); this "
-                                  f"server runs {self.base_id} ({self.revision})")
-            key = _peft_name(model)
-            if model in self.resident:
-                self.resident.move_to_end(model)
-                return key
+            if ref.key in self.resident:
+                self.resident.move_to_end(ref.key)
+                return ref.key
             from peft import PeftModel
 
-            while len(self.resident) >= self.max_adapters:
-                evicted, _ = self.resident.popitem(last=False)
-                self.model.delete_adapter(_peft_name(evicted))
+            stale = [key for key, old in self.resident.items() if old.name == ref.name]  # an older generation
+            while stale or len(self.resident) >= self.max_adapters:
+                evicted = stale.pop() if stale else next(iter(self.resident))
+                del self.resident[evicted]
+                self.model.delete_adapter(evicted)
             if isinstance(self.model, PeftModel):
-                self.model.load_adapter(str(ref.path), adapter_name=key)
+                self.model.load_adapter(str(ref.path), adapter_name=ref.key)
                 if self.model.active_adapter not in self.model.peft_config:  # the active one was evicted
-                    self.model.set_adapter(key)
+                    self.model.set_adapter(ref.key)
             else:
-                self.model = PeftModel.from_pretrained(self.model, str(ref.path), adapter_name=key)
+                self.model = PeftModel.from_pretrained(self.model, str(ref.path), adapter_name=ref.key)
                 self.model.eval()
-            self.resident[model] = ref
-            return key
+            self.resident[ref.key] = ref
+            return ref.key
 
     def activate(self, model: str) -> None:
         """Switch the active adapter (the fast path when it is already resident)."""
@@ -170,6 +184,7 @@ class ModelHost:
             first = requests[0]
             kwargs: dict[str, Any] = {
                 "max_new_tokens": max(r.max_tokens for r in requests),
+                "min_new_tokens": first.min_tokens,
                 "pad_token_id": self.tokenizer.pad_token_id,
                 "do_sample": first.temperature > 0,
             }
@@ -208,37 +223,111 @@ class ModelHost:
             results.append(GenResult(text, len(prompt), len(new), reason))
         return results
 
-    def stream(self, request: GenRequest) -> Iterator[str]:
-        """Yield the answer's text as it is generated."""
-        import torch
-        from transformers import TextIteratorStreamer
+    def stream(self, request: GenRequest, outcome: dict[str, Any]) -> Iterator[str]:
+        """Yield the answer's text as it is generated; fill `outcome` with the token counts and
+        the finish reason once it ends.
 
+        The lock is held from start to end, and the generation thread is always joined before it
+        is released: closing the iterator early (a client that went away) stops generation at
+        the next token. Raises GenerationFailed when generation fails part-way.
+        """
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        class Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        class CountingStreamer(TextIteratorStreamer):
+            """Streams text and counts the generated tokens, keeping the last one."""
+
+            generated = 0
+            last_token: int | None = None
+
+            def put(self, value) -> None:
+                if not (self.skip_prompt and self.next_tokens_are_prompt):
+                    tokens = value.reshape(-1).tolist()
+                    self.generated += len(tokens)
+                    self.last_token = tokens[-1] if tokens else self.last_token
+                super().put(value)
+
+        stop = threading.Event()
+        failure: list[BaseException] = []
         with self.lock:
             self.activate(request.model)
-            ids = torch.tensor([self._prompt_ids(request.messages)], device=self.device)
-            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-            kwargs = {"input_ids": ids, "max_new_tokens": request.max_tokens, "streamer": streamer,
-                      "pad_token_id": self.tokenizer.pad_token_id, "do_sample": request.temperature > 0}
+            prompt = self._prompt_ids(request.messages)
+            streamer = CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+            kwargs = {"input_ids": torch.tensor([prompt], device=self.device), "max_new_tokens": request.max_tokens,
+                      "min_new_tokens": request.min_tokens, "streamer": streamer,
+                      "pad_token_id": self.tokenizer.pad_token_id, "do_sample": request.temperature > 0,
+                      "stopping_criteria": StoppingCriteriaList([Stop()])}
             if request.temperature > 0:
                 kwargs.update(temperature=request.temperature, top_p=request.top_p)
+            if request.seed is not None:
+                torch.manual_seed(request.seed)
             from peft import PeftModel
 
             def run() -> None:
-                with torch.no_grad():
-                    if request.model == BASE and isinstance(self.model, PeftModel):
-                        with self.model.disable_adapter():
+                try:
+                    with torch.no_grad():
+                        if request.model == BASE and isinstance(self.model, PeftModel):
+                            with self.model.disable_adapter():
+                                self.model.generate(**kwargs)
+                        else:
                             self.model.generate(**kwargs)
-                    else:
-                        self.model.generate(**kwargs)
+                except BaseException as exc:  # re-raised in the caller's thread below
+                    failure.append(exc)
+                finally:
+                    streamer.end()  # the reader always gets its end, even when generate failed
 
-            worker = threading.Thread(target=run, daemon=True)
+            worker = threading.Thread(target=run, daemon=True, name="ladder-generate")
             worker.start()
-            yield from streamer
-            worker.join()
+            stopped_by_string = False
+            try:
+                for piece, stopped_by_string in _until_stop(streamer, request.stop):
+                    if piece:
+                        yield piece
+                    if stopped_by_string:
+                        break
+            finally:
+                stop.set()  # a no-op when generation ended by itself
+                worker.join()
+        if failure:
+            raise GenerationFailed(f"generation failed part-way ({type(failure[0]).__name__})") from failure[0]
+        eos = streamer.last_token == self.tokenizer.eos_token_id
+        outcome.update(prompt_tokens=len(prompt), completion_tokens=streamer.generated,
+                       finish_reason="length" if not (eos or stopped_by_string) and streamer.generated >= request.max_tokens
+                       else "stop")
 
 
-def _peft_name(model: str) -> str:
-    return model.replace("/", "__").replace(".", "_")  # peft adapter names cannot hold "." or "/"
+class GenerationFailed(LadderError):
+    """Generation failed after it started; the details are in the server log."""
+
+
+def _until_stop(pieces: Iterator[str], stops: list[str]) -> Iterator[tuple[str, bool]]:
+    """Yield (text, stopped) from streamed pieces, ending at the first stop string.
+
+    The last len(longest stop) - 1 characters are held back until they cannot begin a stop
+    string, so a stop split across pieces is still caught and never shown.
+    """
+    stops = [s for s in stops if s]
+    if not stops:
+        for piece in pieces:
+            yield piece, False
+        return
+    hold = max(len(s) for s in stops) - 1
+    buffer = ""
+    for piece in pieces:
+        buffer += piece
+        hits = [buffer.index(s) for s in stops if s in buffer]
+        if hits:
+            yield buffer[: min(hits)], True
+            return
+        if len(buffer) > hold:
+            cut = len(buffer) - hold
+            yield buffer[:cut], False
+            buffer = buffer[cut:]
+    yield buffer, False
 
 
 class Batcher:
@@ -305,11 +394,16 @@ def parse_request(body: dict[str, Any]) -> tuple[GenRequest, bool]:
             max_tokens=int(max_tokens), temperature=float(body.get("temperature", 1.0)),
             top_p=float(body.get("top_p", 1.0)), stop=[str(s) for s in stop],
             seed=int(body["seed"]) if body.get("seed") is not None else None,
+            min_tokens=int(body.get("min_tokens") or 0),
+            include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
         )
-    except (TypeError, ValueError):
-        raise LadderError("max_tokens, temperature, top_p and seed must be numbers") from None
+    except (TypeError, ValueError, AttributeError):
+        raise LadderError("max_tokens, min_tokens, temperature, top_p and seed must be numbers, "
+                          "and stream_options an object") from None
     if not 1 <= request.max_tokens <= 8192:
         raise LadderError("max_tokens must be between 1 and 8192")
+    if not 0 <= request.min_tokens <= request.max_tokens:
+        raise LadderError("min_tokens must be between 0 and max_tokens")
     if not 0 <= request.temperature <= 2 or not 0 < request.top_p <= 1:
         raise LadderError("temperature must be in [0, 2] and top_p in (0, 1]")
     return request, bool(body.get("stream"))
@@ -343,7 +437,8 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
                     {"id": name, "object": "model", "created": created, "owned_by": "ladder"} for name in host.models()
                 ]})
             elif self.path.rstrip("/") == "/health":
-                self._json(200, {"status": "ok", "base_model": host.base_id, "resident": list(host.resident)})
+                self._json(200, {"status": "ok", "base_model": host.base_id,
+                                 "resident": [ref.name for ref in host.resident.values()]})
             else:
                 self._error(404, f"no route {self.path}; use /v1/chat/completions or /v1/models", "not_found")
 
@@ -367,10 +462,10 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
                 return
             completion_id = "chatcmpl-" + secrets.token_hex(12)
             created = int(time.time())
+            if stream:
+                self._stream(request, completion_id, created)
+                return
             try:
-                if stream:
-                    self._stream(request, completion_id, created)
-                    return
                 result = batcher.submit(request)
             except Exception:
                 incident = secrets.token_hex(4)
@@ -381,16 +476,14 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
                 "id": completion_id, "object": "chat.completion", "created": created, "model": request.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
                              "finish_reason": result.finish_reason}],
-                "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-                          "total_tokens": result.prompt_tokens + result.completion_tokens},
+                "usage": _usage({"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}),
             })
 
         def _stream(self, request: GenRequest, completion_id: str, created: int) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
+            """Stream server-sent events. Once the 200 is out, a failure is an error event (never a
+            JSON 500 inside the stream) and a client that leaves stops the generation."""
+            outcome: dict[str, Any] = {}
+            pieces = host.stream(request, outcome)
 
             def send(payload: dict | str) -> None:
                 data = ("data: " + (payload if isinstance(payload, str) else json.dumps(payload)) + "\n\n").encode()
@@ -401,40 +494,91 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
                 return {"id": completion_id, "object": "chat.completion.chunk", "created": created,
                         "model": request.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
-            send(chunk({"role": "assistant", "content": ""}))
-            for piece in host.stream(request):
-                if piece:
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                send(chunk({"role": "assistant", "content": ""}))
+                for piece in pieces:
                     send(chunk({"content": piece}))
-            send(chunk({}, "stop"))
-            send("[DONE]")
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
+                send(chunk({}, outcome["finish_reason"]))
+                if request.include_usage:
+                    send({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                          "model": request.model, "choices": [], "usage": _usage(outcome)})
+                send("[DONE]")
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except OSError as exc:  # the client went away: say so in one line, stop generating
+                logger.info("client %s left a stream of %s (%s); generation stopped", self.address_string(),
+                            request.model, type(exc).__name__)
+                self.close_connection = True
+            except Exception as exc:
+                incident = secrets.token_hex(4)
+                logger.error("incident %s: streaming %s failed: %s", incident, request.model, exc,
+                             exc_info=exc.__cause__ or exc)
+                try:
+                    send({"error": {"message": f"generation failed (incident {incident}); see the server log",
+                                    "type": "server_error", "code": "generation_failed"}})
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except OSError:
+                    pass
+                self.close_connection = True
+            finally:
+                pieces.close()  # joins the generation thread before the model lock is released
 
-    server = ThreadingHTTPServer((address, port), Handler)
+    server = QuietServer((address, port), Handler)
     server.daemon_threads = True
     return server
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that logs a client hanging up in one line, not a traceback."""
+
+    def handle_error(self, request, client_address) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            logger.info("client %s disconnected (%s)", client_address[0], type(exc).__name__)
+        else:
+            logger.exception("error serving %s", client_address[0])
+
+
+def _usage(outcome: dict[str, Any]) -> dict[str, int]:
+    return {"prompt_tokens": outcome["prompt_tokens"], "completion_tokens": outcome["completion_tokens"],
+            "total_tokens": outcome["prompt_tokens"] + outcome["completion_tokens"]}
+
+
 def registry_from_store(store) -> tuple[Callable[[str], AdapterRef | None], Callable[[], list[str]]]:
-    """Return (lookup, names) over the adapters table: "name" (when unique) or "project/name"."""
+    """Return (lookup, names) over the adapters table: "name" (when unique) or "project/name".
+
+    `lookup` reads the registry on every call (one small query), so the server always answers
+    with the adapter registered now.
+    """
+    revisions: dict[str, str | None] = {}
 
     def rows():
         return list(store.db.query(
-            "SELECT adapters.name, adapters.path, projects.name AS project FROM adapters "
+            "SELECT adapters.id, adapters.name, adapters.path, projects.name AS project FROM adapters "
             "JOIN projects ON projects.id = adapters.project_id"
         ))
+
+    def revision(path: Path) -> str | None:
+        if str(path) not in revisions:
+            summary = path.parent / "ladder.json"
+            revisions[str(path)] = (json.loads(summary.read_text()).get("base_model", {}).get("revision")
+                                    if summary.exists() else None)
+        return revisions[str(path)]
 
     def lookup(model: str) -> AdapterRef | None:
         project, _, name = model.rpartition("/")
         matches = [r for r in rows() if r["name"] == name and (not project or r["project"] == project)]
         if len(matches) != 1:
             return None
-        path = Path(matches[0]["path"])
-        revision = None
-        summary = path.parent / "ladder.json"
-        if summary.exists():
-            revision = json.loads(summary.read_text()).get("base_model", {}).get("revision")
-        return AdapterRef(model, path, revision)
+        row = matches[0]
+        path = Path(row["path"])
+        return AdapterRef(f"{row['project']}/{row['name']}", path, revision(path), row["id"])
 
     def names() -> list[str]:
         return sorted(f"{r['project']}/{r['name']}" for r in rows())

@@ -7,6 +7,7 @@ created at start-up by the named migrations in `bot.migrations`.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -29,19 +30,76 @@ def _decode_job(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, **{k: json.loads(row[k] or "{}") for k in ("config", "progress", "metrics")}}
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_database_file(path: Path) -> None:
+    """Refuse a `ladder.db` that is not a whole SQLite database, before anything opens it.
+
+    Reads only its 100-byte header: the magic string, and the page count against the file size
+    (a truncated copy is shorter than its header says). Raises LadderError naming the file and
+    the fix; the file itself is never written.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LadderError(f"cannot read the Ladder database {path} ({exc.strerror}); check its permissions") from None
+    fix = f"restore {path.name} from a backup, or move it aside to start with an empty store"
+    if size == 0:
+        return  # a new, empty file: SQLite makes a database of it
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise LadderError(f"{path} is not a SQLite database (damaged or overwritten); {fix}")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages, change_counter, valid_for = (int.from_bytes(header[i:i + 4], "big") for i in (28, 24, 92))
+    if pages and change_counter == valid_for and size < pages * page_size:
+        raise LadderError(f"{path} is truncated ({size:,} of {pages * page_size:,} bytes); {fix}")
+
+
+def prepare_home(home: Path) -> None:
+    """Create LADDER_HOME if needed and make sure Ladder can write there.
+
+    Raises LadderError naming the folder, what is wrong (not a folder, cannot be created, not
+    writable) and the fix.
+    """
+    fix = "point LADDER_HOME at a folder you can write to"
+    if home.exists() and not home.is_dir():
+        raise LadderError(f"LADDER_HOME {home} is a file, not a folder; {fix}")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LadderError(f"cannot create LADDER_HOME {home} ({exc.strerror}); {fix}") from None
+    probe = home / f".write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise LadderError(f"LADDER_HOME {home} is not writable ({exc.strerror}); make it writable or {fix}") from None
+
+
 class Store:
     """Ladder's state. Safe to share between threads: each thread gets its own connection."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_home(self.path.parent)
+        check_database_file(self.path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        db = self.db
-        if db.journal_mode != "wal":
-            db.enable_wal()
-        self.applied_migrations = apply_migrations(db)
+        try:
+            db = self.db
+            if db.journal_mode != "wal":
+                db.enable_wal()
+            self.applied_migrations = apply_migrations(db)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise LadderError(f"cannot open the Ladder database {self.path} ({exc}); restore it from a backup, "
+                              "or move it aside to start with an empty store") from None
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -366,15 +424,27 @@ class Store:
 
     def add_job(self, project_id: int, dataset_id: int, name: str, method: str, base_model: str,
                 config: dict[str, Any], user: str, place: str | None, platform: str) -> int:
-        """Queue a training job and return its id; the audit log records who launched it."""
-        with self.atomic() as db:
-            job_id = db["jobs"].insert({
-                "project_id": project_id, "dataset_id": dataset_id, "name": name, "status": "queued",
-                "method": method, "base_model": base_model, "config": json.dumps(config, sort_keys=True),
-                "progress": json.dumps({}), "metrics": json.dumps({"train_loss": [], "val_loss": []}),
-                "place": place, "created_by": user, "created_at": now(), "requested_by_platform": platform,
-            }).last_pk
-            self._audit(db, user, "job.launch", project_id, f"job {job_id}", {"name": name, "method": method})
+        """Queue a training job and return its id; the audit log records who launched it.
+
+        Its output folder is keyed by the new id (`config["output_dir"]` names the parent), so a
+        job that reuses a failed job's name never finds that job's checkpoints. Raises
+        LadderError when a queued or running job in the project already has this name.
+        """
+        try:
+            with self.atomic() as db:
+                job_id = db["jobs"].insert({
+                    "project_id": project_id, "dataset_id": dataset_id, "name": name, "status": "queued",
+                    "method": method, "base_model": base_model, "progress": json.dumps({}),
+                    "metrics": json.dumps({"train_loss": [], "val_loss": []}),
+                    "place": place, "created_by": user, "created_at": now(), "requested_by_platform": platform,
+                }).last_pk
+                output_dir = str(Path(config["output_dir"]) / f"{name}-job{job_id}")
+                db["jobs"].update(job_id, {"config": json.dumps({**config, "output_dir": output_dir}, sort_keys=True),
+                                           "output_dir": output_dir})
+                self._audit(db, user, "job.launch", project_id, f"job {job_id}", {"name": name, "method": method})
+        except sqlite3.IntegrityError:
+            raise LadderError(f"a job named {name!r} is already queued or running in this project; "
+                              "wait for it (`jobs`) or pick another name") from None
         return job_id
 
     def job(self, job_id: int) -> dict[str, Any] | None:
@@ -393,8 +463,12 @@ class Store:
         with self.atomic() as db:
             db["jobs"].update(job_id, values)
 
-    def claim_job(self, pid: int, job_id: int | None = None) -> dict[str, Any] | None:
-        """Atomically take the oldest queued job (or `job_id`) for worker `pid`; None if none."""
+    def claim_job(self, pid: int, host: str, job_id: int | None = None) -> dict[str, Any] | None:
+        """Atomically take the oldest queued job (or `job_id`) for worker (`host`, `pid`); None if none.
+
+        The job's worker and the worker's current job are written in the same transaction, so a
+        recovering worker can never mistake a just-claimed job for an orphan.
+        """
         with self.atomic() as db:
             if job_id is None:
                 row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
@@ -402,8 +476,54 @@ class Store:
                 row = db.execute("SELECT id FROM jobs WHERE status = 'queued' AND id = ?", [job_id]).fetchone()
             if row is None:
                 return None
-            db["jobs"].update(row[0], {"status": "running", "worker_pid": pid, "started_at": now(), "heartbeat_at": now(), "error": None})
+            db["jobs"].update(row[0], {"status": "running", "worker_pid": pid, "worker_host": host,
+                                       "started_at": now(), "heartbeat_at": now(), "error": None})
+            self._worker_row(db, pid, host, row[0])
         return self.job(row[0])
+
+    def finish_job(self, job_id: int, pid: int, host: str, *, status: str, **fields: Any) -> bool:
+        """End a running job held by worker (`host`, `pid`) with `status` and `fields`.
+
+        A compare-and-set: returns False, changing nothing, when that worker no longer holds it.
+        """
+        values = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in fields.items()}
+        with self.atomic() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = ?, finished_at = ? WHERE id = ? AND status IN ('running', 'cancelling') "
+                "AND worker_pid = ? AND coalesce(worker_host, ?) = ?",
+                [status, now(), job_id, pid, host, host],
+            )
+            if not cursor.rowcount:
+                return False
+            if values:
+                db["jobs"].update(job_id, values)
+        return True
+
+    def jobs_in(self, *statuses: str) -> list[dict[str, Any]]:
+        """Return every job in one of `statuses`, oldest first."""
+        marks = ", ".join("?" for _ in statuses)
+        return [_decode_job(r) for r in self.db["jobs"].rows_where(f"status IN ({marks})", list(statuses), order_by="id")]
+
+    def release_job(self, job_id: int, pid: int | None, host: str | None, *, requeue: bool, error: str) -> bool:
+        """Take a running job back from worker (`host`, `pid`) if that worker still holds it.
+
+        `requeue` puts it back in the queue (it resumes from its last checkpoint); otherwise a
+        job being cancelled ends as cancelled. A compare-and-set: returns False, changing
+        nothing, when the job has moved on (finished, or claimed by another worker).
+        """
+        with self.atomic() as db:
+            job = db.execute("SELECT status, worker_pid, worker_host, resumes FROM jobs WHERE id = ?", [job_id]).fetchone()
+            if job is None or job[0] not in {"running", "cancelling"} or job[1] != pid or (job[2] or host) != host:
+                return False
+            if job[0] == "cancelling":
+                db["jobs"].update(job_id, {"status": "cancelled", "finished_at": now()})
+            elif requeue:
+                db["jobs"].update(job_id, {"status": "queued", "resumes": (job[3] or 0) + 1, "error": error,
+                                           "worker_pid": None, "worker_host": None})
+            else:
+                db["jobs"].update(job_id, {"status": "failed", "finished_at": now(), "error": error})
+            db.execute("UPDATE workers SET job_id = NULL WHERE pid = ? AND host = ? AND job_id = ?", [pid, host, job_id])
+        return True
 
     def request_cancel(self, job_id: int, user: str) -> str:
         """Cancel a queued job now, or ask the worker to stop a running one; return the new status.
@@ -422,13 +542,17 @@ class Store:
         return status
 
     def worker_alive(self, pid: int, host: str, job_id: int | None = None) -> None:
-        """Record (or refresh) a live worker's heartbeat."""
+        """Record (or refresh) a live worker's heartbeat and the job it runs."""
         with self.atomic() as db:
-            db["workers"].upsert(
-                {"pid": pid, "host": host, "heartbeat_at": now(), "job_id": job_id,
-                 **({} if db.execute("SELECT 1 FROM workers WHERE pid=? AND host=?", [pid, host]).fetchone() else {"started_at": now()})},
-                pk=("host", "pid"),
-            )
+            self._worker_row(db, pid, host, job_id)
+
+    @staticmethod
+    def _worker_row(db: sqlite_utils.Database, pid: int, host: str, job_id: int | None) -> None:
+        known = db.execute("SELECT 1 FROM workers WHERE pid = ? AND host = ?", [pid, host]).fetchone()
+        db["workers"].upsert(
+            {"pid": pid, "host": host, "heartbeat_at": now(), "job_id": job_id, **({} if known else {"started_at": now()})},
+            pk=("host", "pid"),
+        )
 
     def worker_gone(self, pid: int, host: str) -> None:
         """Forget a worker that stopped cleanly."""
@@ -441,13 +565,17 @@ class Store:
 
     def add_adapter(self, project_id: int, job_id: int, name: str, base_model: str, method: str, path: str,
                     metrics: dict[str, Any], user: str) -> int:
-        """Register a trained adapter and return its id."""
-        with self.atomic() as db:
-            adapter_id = db["adapters"].insert({
-                "project_id": project_id, "job_id": job_id, "name": name, "base_model": base_model, "method": method,
-                "path": path, "metrics": json.dumps(metrics, sort_keys=True), "created_by": user, "created_at": now(),
-            }).last_pk
-            self._audit(db, user, "adapter.register", project_id, name, {"job": job_id})
+        """Register a trained adapter and return its id; raise LadderError when the name is taken."""
+        try:
+            with self.atomic() as db:
+                adapter_id = db["adapters"].insert({
+                    "project_id": project_id, "job_id": job_id, "name": name, "base_model": base_model, "method": method,
+                    "path": path, "metrics": json.dumps(metrics, sort_keys=True), "created_by": user, "created_at": now(),
+                }).last_pk
+                self._audit(db, user, "adapter.register", project_id, name, {"job": job_id})
+        except sqlite3.IntegrityError:
+            raise LadderError(f"an adapter named {name!r} is already registered in this project; "
+                              "delete it (`ladder adapters delete`) or train under another name") from None
         return adapter_id
 
     def adapters(self, project_id: int) -> list[dict[str, Any]]:

@@ -13,10 +13,12 @@ from typing import TextIO
 from rich import box
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from bot.engine import Engine
 from bot.messages import Attachment, Choices, File, Image, Progress, Reply, Table, Text, Turn
+from rag.documents import source_name
 
 QUIT_WORDS = {"quit", "exit", ":q", "bye"}
 _TONE_STYLE = {"info": "", "success": "green", "warning": "yellow", "error": "bold red"}
@@ -29,6 +31,7 @@ class RichRenderer:
         self.console = console
         self.interactive = interactive
         self._last_progress: dict[str, float] = {}
+        self.following: Progress | None = None  # the unfinished progress line on screen, if any
 
     def render(self, replies, numbered: dict[str, str] | None = None) -> dict[str, str]:
         """Render every reply; return the numbered choices shown ("1" -> action id)."""
@@ -47,7 +50,8 @@ class RichRenderer:
             for option in reply.options:
                 number = str(len(numbered) + 1)
                 numbered[number] = option.id
-                self.console.print(f"  [bold cyan]{number}[/]) {option.label}", highlight=False)
+                # Labels are data ("[x] Wrong format"): escaped, so rich never reads them as markup.
+                self.console.print(f"  [bold cyan]{number}[/]) {escape(option.label)}", highlight=False)
         elif isinstance(reply, Table):
             table = RichTable(title=reply.title or None, box=box.SIMPLE_HEAVY, title_justify="left")
             for column in reply.columns:
@@ -62,6 +66,7 @@ class RichRenderer:
             self.console.print(f"[file] {reply.name}: {reply.path}{note}", markup=False)
         elif isinstance(reply, Progress):
             self.render_progress(reply)
+            self.following = None if reply.done else reply
 
     def render_progress(self, reply: Progress) -> None:
         """Redraw the progress line in place on a terminal; print milestones when piped."""
@@ -94,7 +99,12 @@ class RichRenderer:
 
 
 class TerminalChat:
-    """One local chat session with the engine."""
+    """One local chat session with the engine.
+
+    Interactive sessions get line editing and history (Up arrow, kept in LADDER_HOME). Ctrl-C
+    during a long turn stops following it (a training job carries on in the background); Ctrl-C
+    or Ctrl-D at the prompt leaves the chat.
+    """
 
     def __init__(
         self,
@@ -112,6 +122,7 @@ class TerminalChat:
         self.interactive = self.stdin.isatty() and self.console.is_terminal
         self.renderer = RichRenderer(self.console, self.interactive)
         self.pending: dict[str, str] = {}  # "1" -> action id of the last numbered choices
+        self.history_path = Path(engine.settings.home) / "chat_history"
 
     # -- input -------------------------------------------------------------------------------
 
@@ -124,7 +135,7 @@ class TerminalChat:
         """Return the next line the user typed, or None at end of input."""
         if self.interactive:
             try:
-                return self.console.input(self.prompt())
+                return input(self.prompt())  # readline, when loaded, gives editing and history
             except EOFError:
                 return None
         line = self.stdin.readline()
@@ -142,9 +153,9 @@ class TerminalChat:
             if word.startswith("@") and len(word) > 1:
                 path = Path(word[1:]).expanduser()
                 if not path.is_file():
-                    self.console.print(f"[bold red]No such file: {path}; check the path after '@'.[/]")
+                    self.console.print(f"No such file: {path}; check the path after '@'.", style="bold red", markup=False)
                     return None
-                files.append(Attachment(path.name, path.resolve(), path.stat().st_size))
+                files.append(Attachment(source_name(path), path.resolve(), path.stat().st_size))
             else:
                 words.append(word)
         return Turn(self.user, self.place, text=" ".join(words).strip(), files=tuple(files))
@@ -161,20 +172,64 @@ class TerminalChat:
         if numbered:
             self.pending = numbered
 
+    def run_turn(self, turn: Turn) -> None:
+        """Handle one turn; Ctrl-C stops following it and says what carries on."""
+        stream = self.engine.stream(turn)
+        self.renderer.following = None
+        try:
+            self.render(stream)
+        except KeyboardInterrupt:
+            stream.close()  # ends the turn (its finally blocks run); background work decides for itself
+            following, self.renderer.following = self.renderer.following, None
+            self.renderer._end_progress_line()
+            note = following.detached if following is not None and following.detached else "Stopped."
+            self.console.print(f"Stopped following. {note}" if following is not None else note,
+                               style="yellow", markup=False, highlight=False)
+
     # -- loop --------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Chat until the user says quit or input ends."""
         if self.interactive:
+            self._start_history()
             self.console.print("Ladder chat. Say [bold]help[/] to begin, [bold]quit[/] to leave.")
-        while True:
-            line = self.read_line()
-            if line is None or line.strip().lower() in QUIT_WORDS:
-                break
-            if not line.strip():
-                continue
-            if not self.interactive:
-                self.console.print(f"{self.prompt()}{line}", markup=False, highlight=False)
-            turn = self.to_turn(line)
-            if turn is not None:
-                self.render(self.engine.stream(turn))
+        try:
+            while True:
+                try:
+                    line = self.read_line()
+                except KeyboardInterrupt:  # Ctrl-C at the prompt leaves, like Ctrl-D
+                    self.console.print()
+                    break
+                if line is None or line.strip().lower() in QUIT_WORDS:
+                    break
+                if not line.strip():
+                    continue
+                if not self.interactive:
+                    self.console.print(f"{self.prompt()}{line}", markup=False, highlight=False)
+                turn = self.to_turn(line)
+                if turn is not None:
+                    self.run_turn(turn)
+        finally:
+            self._save_history()
+
+    def _start_history(self) -> None:
+        try:
+            import readline
+        except ImportError:  # Windows without pyreadline: plain input still works
+            return
+        try:
+            readline.read_history_file(self.history_path)
+        except OSError:
+            pass
+        readline.set_history_length(1000)
+
+    def _save_history(self) -> None:
+        if not self.interactive:
+            return
+        try:
+            import readline
+
+            self.history_path.parent.mkdir(parents=True, exist_ok=True)
+            readline.write_history_file(self.history_path)
+        except (ImportError, OSError):
+            pass

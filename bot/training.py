@@ -7,8 +7,6 @@ one line edited in place; success ends with the loss curve and a button to compa
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ def install(engine: Engine) -> None:
     engine.add_command(Command("adapters", "adapters", "List the project's trained adapters", "Train", adapters_command))
     engine.add_action("train.launch", _launch)
     engine.add_action("train.dismiss", lambda ctx, payload: [Text("Not launched; nothing was queued.")])
+    engine.add_action("train.run_here", _run_here)
 
 
 # -- rendering (shared with the CLI's human output) ------------------------------------------
@@ -49,7 +48,8 @@ def doctor_replies(report: dict[str, Any]) -> list[Reply]:
     ]
     if report.get("tokens"):
         t = report["tokens"]
-        rows.append(("tokens", f"mean {t['mean']:g}, p95 {t['p95']}, max {t['max']}; {t['truncated']} over {t['max_length']}"))
+        rows.append(("tokens", f"mean {t['mean']:g}, p95 {t['p95']}, max {t['max']}; {t['truncated']} over "
+                               f"{t['max_length']} (prompt cut), {t['dropped']} left out (answer too long)"))
     if report.get("labels"):
         labels = report["labels"]
         rows.append(("labels", f"{labels['distinct']} classes, imbalance {labels['imbalance_ratio']:g}:1"))
@@ -80,7 +80,8 @@ def progress_reply(job: dict[str, Any]) -> Progress:
     if p.get("eta_s") is not None and job["status"] == "running":
         parts.append(f"ETA {p['eta_s']:.0f} s")
     return Progress(f"job-{job['id']}", " · ".join(parts), int(p.get("step") or 0), p.get("total"),
-                    done=job["status"] in jobs.FINISHED)
+                    done=job["status"] in jobs.FINISHED,
+                    detached=f"Job {job['id']} carries on in the background; `jobs {job['id']}` shows where it stands.")
 
 
 def jobs_table(rows: list[dict[str, Any]]) -> Table:
@@ -190,40 +191,52 @@ def train_command(ctx: Context) -> list[Reply]:
 
 def _launch(ctx: Context, payload: dict[str, Any]) -> Iterator[Reply]:
     project = ctx.require_project()
-    if not jobs.is_trainer(ctx.settings, ctx.user, ctx.turn.platform):
-        who = ", ".join(ctx.settings.trainers) if ctx.settings.trainers else "nobody yet (set LADDER_TRAINERS)"
-        raise LadderError(f"only trainers can launch jobs that spend GPU time; allowed: {who}")
+    _require_trainer(ctx)
     plan = jobs.plan_job(ctx.settings, ctx.store, project, Path(payload["data"]), payload["base_model"],
                          payload["method"], payload["name"], payload["overrides"], payload.get("columns"))
     job_id = jobs.enqueue(ctx.settings, ctx.store, plan, ctx.user, ctx.turn.place, ctx.turn.platform)
-    job = ctx.store.job(job_id)
-    yield progress_reply(job)
+    worker = jobs.ensure_worker(ctx.settings, ctx.store)
+    where = (f"worker {worker['pid']} on {worker['host']} runs it" if worker is not None
+             else "no `ladder worker` is running, so this chat runs it while it stays open")
+    yield Text(f"Queued job {job_id}: {where}.")
     yield from _watch(ctx, job_id)
 
 
+def _require_trainer(ctx: Context) -> None:
+    if not jobs.is_trainer(ctx.settings, ctx.user, ctx.turn.platform):
+        who = ", ".join(ctx.settings.trainers) if ctx.settings.trainers else "nobody yet (set LADDER_TRAINERS)"
+        raise LadderError(f"only trainers can launch jobs that spend GPU time; allowed: {who}")
+
+
 def _watch(ctx: Context, job_id: int) -> Iterator[Reply]:
-    """Yield progress until the job ends: follow a live worker, or run the job here."""
-    if jobs.live_worker(ctx.store) is not None:
-        for job in jobs.follow(ctx.store, job_id):
-            yield progress_reply(job)
-    else:
-        updates: queue.Queue = queue.Queue()
-        settings, home_store = ctx.settings, ctx.store
-
-        def work() -> None:
-            try:
-                jobs.Worker(settings, home_store, on_update=updates.put).run_one(job_id)
-            except Exception as exc:  # reported below as a failed job
-                updates.put(exc)
-            finally:
-                updates.put(None)
-
-        threading.Thread(target=work, daemon=True).start()
-        while (update := updates.get()) is not None:
-            if isinstance(update, Exception):
-                raise update
-            yield progress_reply({**ctx.store.job(job_id), **{k: update[k] for k in ("progress",) if k in update}})
+    """Yield progress until the job ends; if its worker goes away, this chat takes the queue over."""
+    for job in jobs.follow(ctx.store, job_id):
+        if job["status"] == "queued" and jobs.live_worker(ctx.store) is None:
+            jobs.run_in_background(ctx.settings, ctx.store)
+        yield progress_reply(job)
     yield from _outcome(ctx, ctx.store.job(job_id))
+
+
+def _run_here(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
+    _require_trainer(ctx)
+    worker = jobs.ensure_worker(ctx.settings, ctx.store)
+    if worker is not None:
+        return [Text(f"Worker {worker['pid']} on {worker['host']} is already serving the queue.")]
+    return [Text("This chat now runs queued jobs, one at a time, while it stays open. `jobs` shows them.",
+                 tone="success")]
+
+
+def queue_hint(ctx: Context | None, store, rows: list[dict[str, Any]]) -> list[Reply]:
+    """Return what to do about jobs that wait: queued with no worker alive to run them."""
+    waiting = [str(j["id"]) for j in rows if j["status"] == "queued"]
+    if not waiting or jobs.live_worker(store) is not None:
+        return []
+    text = (f"Job {', '.join(waiting)} {'is' if len(waiting) == 1 else 'are'} queued but no worker is running. "
+            "Start one with `ladder worker` in another terminal")
+    if ctx is None:
+        return [Text(text + ".", tone="warning")]
+    return [Text(text + ", or run the queue in this chat.", tone="warning"),
+            Choices("Run it here?", (ctx.button("Run queued jobs here", "train.run_here", {}, "primary"),))]
 
 
 def _outcome(ctx: Context, job: dict[str, Any]) -> Iterator[Reply]:
@@ -243,12 +256,14 @@ def _outcome(ctx: Context, job: dict[str, Any]) -> Iterator[Reply]:
 def jobs_command(ctx: Context) -> Iterator[Reply]:
     project = ctx.require_project()
     argv = ctx.argv()
+    jobs.release_orphans(ctx.store)  # a job whose worker died shows as queued, not running forever
     if not argv:
         rows = ctx.store.jobs(project["id"], limit=20)
         if not rows:
             yield Text("No training jobs yet: `train` with a dataset attached.")
             return
         yield jobs_table(rows)
+        yield from queue_hint(ctx, ctx.store, rows)
         return
     if argv[0] == "cancel" and len(argv) == 2 and argv[1].isdigit():
         job = ctx.store.job(int(argv[1]))
@@ -264,6 +279,7 @@ def jobs_command(ctx: Context) -> Iterator[Reply]:
         if job is None or job["project_id"] != project["id"]:
             raise LadderError(f"there is no job {argv[0]} in {project['name']}; `jobs` lists them")
         yield from job_replies(job)
+        yield from queue_hint(ctx, ctx.store, [job])
         return
     raise LadderError("use `jobs`, `jobs ID` or `jobs cancel ID`")
 

@@ -22,6 +22,18 @@ SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv
 TEXT_FIELDS = ("text", "content", "body", "page_content", "document", "answer")
 
 
+def source_name(path: Path) -> str:
+    """Return the name a single file is indexed under: its path relative to the current folder
+    when it lies below it, else its absolute path. A full path, so `a/README.md` and
+    `b/README.md` stay two documents however they are ingested; a folder's files are named
+    relative to that folder instead (see `rag.index.expand_paths`)."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
 @dataclass(frozen=True)
 class Section:
     """A run of text with where it came from: a PDF page, a JSONL line, or neither."""

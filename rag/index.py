@@ -22,7 +22,7 @@ from bot.errors import LadderError
 from bot.store import Store
 from rag.bm25 import BM25
 from rag.chunking import Chunk, split_document
-from rag.documents import Refused, load_document
+from rag.documents import Refused, load_document, source_name
 from rag.embedders import Embedder, EmbeddingWorker, Ready, resolve_embedder
 
 logger = logging.getLogger("ladder.rag")
@@ -114,7 +114,8 @@ class IngestReport:
 
 
 def expand_paths(paths: Sequence[Path]) -> list[tuple[Path, str]]:
-    """Return (file, source name) pairs: files keep their name, folders give relative paths.
+    """Return (file, source name) pairs: a folder's files are named relative to the folder, a
+    file named on its own by its full path (relative to the current folder when below it).
 
     Raises LadderError for a path that does not exist.
     """
@@ -127,7 +128,7 @@ def expand_paths(paths: Sequence[Path]) -> list[tuple[Path, str]]:
                 if file.is_file() and not any(part.startswith(".") for part in relative.parts):
                     found.append((file, relative.as_posix()))
         elif path.is_file():
-            found.append((path, path.name))
+            found.append((path, source_name(path)))
         else:
             raise LadderError(f"{path} does not exist; check the path")
     return found

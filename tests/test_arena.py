@@ -5,12 +5,16 @@ HTTP server, the official openai client."""
 from __future__ import annotations
 
 import json
+import logging
 import random
+import re
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from typer.testing import CliRunner
@@ -22,7 +26,7 @@ from bot.engine import Engine
 from bot.errors import LadderError
 from bot.heldout import exact_match, json_checks, rouge_l, token_f1
 from bot.inference import InferenceClient
-from bot.leaderboard import fit, leaderboard
+from bot.leaderboard import PRIOR_TIES, fit, leaderboard
 from bot.messages import Choices, Turn, reply_text
 from bot.serving import ModelHost, make_server, registry_from_store
 from bot.store import Store
@@ -96,11 +100,11 @@ def test_lru_cap_unloads_the_least_recent_adapter(world, tiny_model_dir):
     host = ModelHost(str(tiny_model_dir), world["host"].registry, max_adapters=1, names=world["host"].names)
     host.activate("arena/alpha")
     host.activate("arena/beta")
-    assert list(host.resident) == ["arena/beta"]
+    assert [ref.name for ref in host.resident.values()] == ["arena/beta"]
     from bot.serving import GenRequest
 
     [alpha] = host.generate([GenRequest("arena/alpha", PROMPT, max_tokens=6, temperature=0)])
-    assert alpha.text.startswith("alpha") and list(host.resident) == ["arena/alpha"]
+    assert alpha.text.startswith("alpha") and [ref.name for ref in host.resident.values()] == ["arena/alpha"]
 
 
 def test_blind_battle_votes_changed_votes_and_the_reveal(world):
@@ -157,8 +161,9 @@ def test_chat_compare_vote_buttons_survive_a_restart(world):
     store.close()
 
 
-def _bt_by_minorization(votes: list[tuple[str, str, float]]) -> dict[str, float]:
-    """An independent Bradley-Terry fit: Hunter's MM algorithm, ties as half wins."""
+def _bt_by_minorization(votes: list[tuple[str, str, float]], prior: float = PRIOR_TIES) -> dict[str, float]:
+    """An independent Bradley-Terry fit: Hunter's MM algorithm, ties as half wins, and `prior`
+    virtual ties per player against an anchor of fixed strength 1 (the mean player)."""
     import math
 
     names = sorted({n for a, b, _ in votes for n in (a, b)})
@@ -166,12 +171,12 @@ def _bt_by_minorization(votes: list[tuple[str, str, float]]) -> dict[str, float]
     for _ in range(5000):
         new = {}
         for n in names:
-            wins = sum(s for a, b, s in votes if a == n) + sum(1 - s for a, b, s in votes if b == n)
-            denom = sum(1 / (strength[a] + strength[b]) for a, b, _ in votes if n in (a, b))
+            wins = sum(s for a, b, s in votes if a == n) + sum(1 - s for a, b, s in votes if b == n) + prior / 2
+            denom = sum(1 / (strength[a] + strength[b]) for a, b, _ in votes if n in (a, b)) + prior / (strength[n] + 1)
             new[n] = wins / denom
-        mean = sum(math.log(v) for v in new.values()) / len(names)
-        strength = {n: math.exp(math.log(v) - mean) for n, v in new.items()}
-    return {n: 1000 + 400 * math.log10(v) for n, v in strength.items()}
+        strength = new
+    mean = sum(math.log(v) for v in strength.values()) / len(names)
+    return {n: 1000 + 400 * (math.log(v) - mean) / math.log(10) for n, v in strength.items()}
 
 
 def test_leaderboard_matches_an_independent_bradley_terry_fit():
@@ -179,6 +184,12 @@ def test_leaderboard_matches_an_independent_bradley_terry_fit():
              + [("rag", "lora:x", 1.0)] * 3 + [("base", "lora:x", 0.5)] * 2 + [("base", "lora:x", 0.0)] * 5
              + [("lora:x", "base", 0.0)] * 2)
     ours, reference = fit(votes), _bt_by_minorization(votes)
+    for name in reference:
+        assert ours[name] == pytest.approx(reference[name], abs=0.5), name
+    # Balanced data: every pair meets equally often; the two fits still agree.
+    balanced = [("a", "b", 1.0)] * 6 + [("a", "b", 0.0)] * 2 + [("b", "c", 1.0)] * 5 + [("b", "c", 0.0)] * 3 \
+        + [("a", "c", 1.0)] * 7 + [("a", "c", 0.5)] * 1
+    ours, reference = fit(balanced), _bt_by_minorization(balanced)
     for name in reference:
         assert ours[name] == pytest.approx(reference[name], abs=0.5), name
     board = leaderboard(votes, ["base", "rag", "lora:x"], rounds=100, seed=1)
@@ -189,6 +200,23 @@ def test_leaderboard_matches_an_independent_bradley_terry_fit():
     assert set(top) == {"variant", "rating", "ci_low", "ci_high", "battles", "wins", "ties", "losses"}
     few = leaderboard(votes[:3], ["base", "rag"], rounds=50)
     assert few["message"].startswith("not enough votes yet")
+
+
+def test_a_one_sided_streak_is_not_a_huge_gap_and_battles_count_once():
+    board = leaderboard([("lora:x", "base", 1.0)] * 10, ["base", "lora:x"], rounds=50)
+    gap = board["variants"][0]["rating"] - board["variants"][1]["rating"]
+    assert 300 < gap < 700, gap  # the prior: 10-0 reads as a clear lead, not 1,700 points
+    assert fit([("a", "b", 1.0)] * 40)["a"] - fit([("a", "b", 1.0)] * 10)["a"] > 100  # evidence still counts
+    # Three people voting on one battle make one battle, scored by the mean of their votes.
+    battles = [{"variant_a": "base", "variant_b": "lora:x", "adapter_a": None, "adapter_b": 7,
+                "votes": [{"winner": "b"}, {"winner": "b"}, {"winner": "a"}]},
+               {"variant_a": "lora:x", "variant_b": "base", "adapter_a": 7, "adapter_b": None, "votes": []}]
+    assert outcomes(battles, {"x": 7}) == [("base", "lora:x", pytest.approx(1 / 3))]
+    board = leaderboard(outcomes(battles, {"x": 7}), ["base", "lora:x"], rounds=20, votes=3)
+    assert {r["variant"]: r["battles"] for r in board["variants"]} == {"base": 1, "lora:x": 1}
+    assert board["battles"] == 1 and board["votes"] == 3
+    # The adapter was re-trained since: its old answers are their own entry.
+    assert outcomes(battles, {"x": 9})[0][1] == "lora:x (old #7)"
 
 
 def test_eval_metrics_by_hand_and_on_a_held_out_file(world, tmp_path):
@@ -241,3 +269,177 @@ def test_preference_export_from_votes(world, tmp_path):
     assert all({"prompt", "chosen", "rejected"} <= set(line) for line in lines)
     assert outcomes(arena.battles(project))  # the votes feed the leaderboard too
     assert store.audit_log(project["id"])[0]["action"] == "arena.vote"
+
+
+# -- the server under failure, disconnects and re-trained adapters -----------------------------
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture
+def server_log():
+    handler = Records()
+    logger = logging.getLogger("ladder.serving")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield handler.records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def timed_answer(url: str, model: str = "base", max_tokens: int = 4) -> float:
+    started = time.perf_counter()
+    reply = httpx.post(f"{url}/chat/completions", json={"model": model, "messages": PROMPT, "max_tokens": max_tokens,
+                                                         "min_tokens": max_tokens, "temperature": 0}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    return time.perf_counter() - started
+
+
+def test_generation_failing_mid_stream_sends_an_error_event_and_frees_the_server(world, server_log):
+    host = world["host"]
+    base = host.model.get_base_model() if hasattr(host.model, "get_base_model") else host.model
+    calls = {"n": 0}
+
+    def fail_on_the_fifth_token(module, args):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("the GPU fell off the bus")
+
+    hook = base.model.layers[0].register_forward_pre_hook(fail_on_the_fifth_token)
+    try:
+        with httpx.stream("POST", f"{world['url']}/chat/completions", timeout=30, json={
+                "model": "base", "messages": PROMPT, "max_tokens": 50, "min_tokens": 50, "stream": True}) as response:
+            assert response.status_code == 200
+            events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    finally:
+        hook.remove()
+    contents = [json.loads(e) for e in events if e != "[DONE]"]
+    assert any(c.get("choices") and c["choices"][0]["delta"].get("content") for c in contents)  # it had started
+    error = contents[-1]["error"]
+    assert error["type"] == "server_error" and "incident" in error["message"]
+    assert "[DONE]" not in events and not any('"status"' in e or "500" in e for e in events)
+    assert timed_answer(world["url"]) < 5  # the lock was released: the next request is served at once
+    failures = [r for r in server_log if "failed" in r.getMessage()]
+    assert len(failures) == 1 and "GPU fell off" in str(failures[0].exc_info[1])  # the cause is in the log
+
+
+def test_a_client_that_disconnects_stops_the_generation(world, server_log):
+    url = world["url"]
+    started = time.perf_counter()
+    tenth = timed_answer(url, max_tokens=400)  # the time for a tenth of the abandoned answer
+    body = {"model": "base", "messages": PROMPT, "max_tokens": 4000, "min_tokens": 4000, "stream": True}
+    with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=30) as response:
+        for line in response.iter_lines():
+            if '"content"' in line and '"content": ""' not in line:
+                break  # got some text; now hang up mid-stream
+    # Served before the abandoned 4,000 tokens would have finished (~10x the 400-token answer).
+    assert timed_answer(url) < 3 * tenth
+    time.sleep(0.3)
+    left = [r for r in server_log if "left a stream" in r.getMessage() or "disconnected" in r.getMessage()]
+    assert len(left) == 1 and left[0].exc_info is None  # one line, no traceback
+    assert not any(r.exc_info for r in server_log if r.created > started)
+
+
+def test_usage_in_streams_and_the_finish_reason(world):
+    client = openai.OpenAI(base_url=world["url"], api_key="x")
+    chunks = list(client.chat.completions.create(model="base", messages=PROMPT, max_tokens=5, extra_body={"min_tokens": 5},
+                                                 temperature=0, stream=True, stream_options={"include_usage": True}))
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]  # stopped by max_tokens
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 5
+    assert chunks[-1].usage.prompt_tokens > 10
+    plain = list(client.chat.completions.create(model="base", messages=PROMPT, max_tokens=5, stream=True))
+    assert all(c.usage is None for c in plain)
+    # A stop string ends the answer early, with finish_reason "stop", and is never shown.
+    full = ask(client, "arena/beta")
+    assert full.startswith("beta beta")
+    stopped = list(client.chat.completions.create(model="arena/beta", messages=PROMPT, max_tokens=8, temperature=0,
+                                                  stream=True, stop=[" beta"]))
+    text = "".join(c.choices[0].delta.content or "" for c in stopped if c.choices)
+    assert text == "beta" and [c.choices[0].finish_reason for c in stopped if c.choices][-1] == "stop"
+
+
+def test_a_retrained_adapter_never_serves_stale_weights(world):
+    store, host = world["store"], world["host"]
+    alpha, beta = (store.adapter(world["project"]["id"], n) for n in ("alpha", "beta"))
+    project = store.get_project("stale") or store.create_project("stale", "ana")
+    store.add_adapter(project["id"], None, "gamma", alpha["base_model"], "lora", alpha["path"], {}, "ana")
+    client = openai.OpenAI(base_url=world["url"], api_key="x")
+    assert ask(client, "stale/gamma").startswith("alpha") and ask(client, "gamma").startswith("alpha")
+    assert [ref.name for ref in host.resident.values()].count("stale/gamma") == 1  # NAME and PROJECT/NAME: one load
+    # Deleted, then trained again under the same name (here: other weights in another folder).
+    store.delete_adapter(project["id"], "gamma", "ana")
+    with pytest.raises(openai.NotFoundError):
+        ask(client, "stale/gamma")
+    store.add_adapter(project["id"], None, "gamma", beta["base_model"], "lora", beta["path"], {}, "ana")
+    assert ask(client, "stale/gamma").startswith("beta")
+    assert [ref.name for ref in host.resident.values()].count("stale/gamma") == 1  # the old load was dropped
+
+
+def test_variants_are_parsed_not_substring_matched(world):
+    store, project = world["store"], world["project"]
+    from bot.arena import parse_variant, parse_variants
+
+    assert parse_variant("lora:storage-v1").kind == "lora" and not parse_variant("lora:storage-v1").uses_rag
+    assert not parse_variant("lora:rag-tuned").uses_rag and parse_variant("lora+rag:rag-tuned").uses_rag
+    assert parse_variant("lorax:a") is None and parse_variant("rag:x") is None
+    alpha = store.adapter(project["id"], "alpha")
+    for name in ("storage-v1", "rag-tuned"):
+        store.add_adapter(project["id"], None, name, alpha["base_model"], "lora", alpha["path"], {}, "ana")
+    try:
+        # No documents in this project: a rag variant would be refused, a plain LoRA one is not.
+        assert parse_variants("base,lora:storage-v1,lora:rag-tuned", store, project) == [
+            "base", "lora:storage-v1", "lora:rag-tuned"]
+        arena = Arena(world["settings"], store, InferenceClient(world["url"], "base"))
+        model, messages, sources = arena.messages_for(project, "lora:rag-tuned", "my kettle broke")
+        assert model == "arena/rag-tuned" and sources == [] and "Context" not in messages[0]["content"]
+    finally:
+        for name in ("storage-v1", "rag-tuned"):
+            store.delete_adapter(project["id"], name, "ana")
+
+
+def test_compare_runs_on_the_adapters_base_and_stays_blind_until_the_vote(world, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # another folder than the one that trained
+    env = {"LADDER_HOME": str(world["settings"].home), "LADDER_EMBEDDER": "lexical"}
+    monkeypatch.delenv("LADDER_BASE_MODEL", raising=False)  # the default model is not on this machine
+    monkeypatch.delenv("LADDER_INFERENCE_URL", raising=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["compare", "--project", "arena", "my kettle broke", "--variants", "base,lora:alpha",
+                                 "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    battle = json.loads(result.stdout)
+    assert battle["battle_id"].startswith("b") and [a["side"] for a in battle["answers"]] == ["a", "b"]
+    assert all("variant" not in a for a in battle["answers"]) and "lora:alpha" not in result.stdout
+    assert any(a["text"].startswith("alpha") for a in battle["answers"])  # the adapter really answered
+
+    human = runner.invoke(app, ["compare", "--project", "arena", "my lamp broke", "--variants", "base,lora:alpha"], env=env)
+    assert human.exit_code == 0, human.output
+    assert "Answer A" in human.stdout and "Answer B" in human.stdout and "lora:alpha" not in human.stdout
+    battle_id = re.search(r"Battle (b[0-9a-f]+)", human.stdout).group(1)
+    assert f"ladder vote {battle_id}" in human.stdout
+    reveal = json.loads(runner.invoke(app, ["vote", battle_id, "--winner", "a", "--user", "ana", "--json"], env=env).stdout)
+    assert {reveal["a"]["variant"], reveal["b"]["variant"]} == {"base", "lora:alpha"}
+
+    scripted = json.loads(runner.invoke(app, ["compare", "--project", "arena", "hi", "--variants", "base,lora:beta",
+                                              "--reveal", "--json"], env=env).stdout)
+    assert {a["variant"] for a in scripted["answers"]} == {"base", "lora:beta"}
+
+
+def test_an_unknown_variant_is_refused_before_any_model_loads(world, tmp_path):
+    home = tmp_path / "fresh-home"
+    env = {"LADDER_HOME": str(home), "LADDER_BASE_MODEL": str(tmp_path / "no-model-here")}
+    runner = CliRunner()
+    assert runner.invoke(app, ["chat", "--project", "empty"], input="quit\n", env=env).exit_code == 0
+    started = time.perf_counter()
+    result = runner.invoke(app, ["compare", "--project", "empty", "hi", "--variants", "base,lora:nope"], env=env)
+    assert result.exit_code == 1 and "no adapter named 'nope' in empty" in str(result.exception)
+    assert "loading the model" not in result.stderr and "cannot start" not in result.stderr
+    assert time.perf_counter() - started < 5

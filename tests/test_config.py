@@ -18,7 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_defaults_and_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("LADDER_HOME", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert Settings().home == Path(".ladder")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert Settings().home == tmp_path / "data" / "ladder"  # the user's data folder, not the current one
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    assert Settings().home == tmp_path / "me" / ".local" / "share" / "ladder"
+    monkeypatch.setenv("LADDER_HOME", "relative/state")
+    assert Settings().home == tmp_path / "relative" / "state"  # absolute, so stored paths work anywhere
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "state"))
     settings = load_settings()
     assert settings.home == tmp_path / "state"

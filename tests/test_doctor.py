@@ -111,7 +111,38 @@ def test_token_lengths_with_the_base_tokenizer(tmp_path, tiny_model_dir):
     report = check(write_jsonl(tmp_path / "t.jsonl", records), base_model=str(tiny_model_dir), max_length=256)
     tokens = report["tokens"]
     assert tokens["truncated"] == 1 and tokens["max"] > 256 and 0 < tokens["p50"] < 256
-    assert any("longer than 256 tokens" in w for w in report["verdict"]["warnings"])
+    assert any("longer than 256 tokens" in w and "answers are kept" in w for w in report["verdict"]["warnings"])
+
+
+def test_truncation_cuts_the_prompt_from_the_left_and_keeps_the_answer(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from trainer.recipe import encode
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    answer = "refund"
+    long_prompt = [{"role": "user", "content": "preamble " + "filler words " * 200 + "the real question"},
+                   {"role": "assistant", "content": answer}]
+    long_answer = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "word " * 300}]
+    short = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    dataset, dropped = encode([long_prompt, long_answer, short], tokenizer, max_length=64)
+    assert dropped == 1 and len(dataset) == 2  # the answer that cannot fit is left out
+    ids, mask = dataset[0]["input_ids"], dataset[0]["completion_mask"]
+    assert len(ids) == 64
+    full = tokenizer.apply_chat_template(long_prompt, tokenize=True, return_dict=True)["input_ids"]
+    answer_ids = [t for t, m in zip(ids, mask) if m]
+    assert ids == full[-64:] and answer_ids == full[-len(answer_ids):]  # the end of the turn survives
+    assert answer in tokenizer.decode(answer_ids) and answer_ids[-1] == full[-1]
+    assert "real question" in tokenizer.decode(ids) and "preamble" not in tokenizer.decode(ids)
+    assert dataset[1]["input_ids"] == tokenizer.apply_chat_template(short, tokenize=True, return_dict=True)["input_ids"]
+
+    records = tickets(120)
+    records[3]["input"] = "long context " * 200
+    records[9]["output"] = "a very long answer " * 200
+    report = check(write_jsonl(tmp_path / "t.jsonl", records), base_model=str(tiny_model_dir), max_length=128)
+    assert report["tokens"]["truncated"] == 1 and report["tokens"]["dropped"] == 1
+    assert report["tokens"]["dropped_lines"] == [10] and report["usable"] == 119
+    assert any("answers longer than 128 tokens (first line 10)" in w for w in report["verdict"]["warnings"])
 
 
 def test_fix_scrubs_dedupes_and_splits_without_leakage(tmp_path):

@@ -86,7 +86,8 @@ def test_default_embedder_falls_back_with_one_clear_note(home, tmp_path):
     store.close()
 
 
-def test_terminal_rag_add_with_at_paths(chat, tmp_path):
+def test_terminal_rag_add_with_at_paths(chat, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # attachments are named by their path from here
     files = make_corpus(tmp_path / "docs")
     out = io.StringIO()
     console = Console(file=out, width=160, force_terminal=False, color_system=None)
@@ -95,4 +96,4 @@ def test_terminal_rag_add_with_at_paths(chat, tmp_path):
     TerminalChat(chat, "ana", "terminal:ana", console=console, stdin=io.StringIO(script)).run()
     output = out.getvalue()
     assert "Ingesting" in output and "2 added" in output
-    assert "[1] faq.jsonl" in output and "yellow lanyard" in output
+    assert "[1] docs/faq.jsonl" in output and "yellow lanyard" in output

@@ -389,6 +389,7 @@ def test_rag_cli_commands(home, tmp_path, monkeypatch):
 
     only_bad = tmp_path / "bad.exe"
     only_bad.write_bytes(b"MZ")
+    monkeypatch.chdir(tmp_path)
     failed = runner.invoke(app, ["rag", "ingest", "--project", "handbook", str(only_bad), "--json"])
     assert failed.exit_code == 1 and json.loads(failed.stdout)["refused"][0]["source"] == "bad.exe"
     missing = runner.invoke(app, ["rag", "ask", "--project", "nowhere", "hi", "--json"])
@@ -408,3 +409,28 @@ def test_interrupted_reindex_is_finished_on_next_open(kb, tmp_path):
     client.get_collection(name, embedding_function=None).modify(name=f"{name}--reindex")
     assert kb.collection(p).count() == count
     assert sources_for(kb, p, "what do visitors wear?", k=1) == ["faq.jsonl"]
+
+
+def test_single_files_with_one_name_in_two_folders_stay_two_documents(home, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    monkeypatch.setenv("LADDER_EMBEDDER", "lexical")
+    monkeypatch.chdir(tmp_path)
+    for folder, text in (("billing", "Invoices go out on the first of the month."),
+                         ("shipping", "Parcels leave the warehouse every weekday at noon.")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "README.md").write_text(f"# {folder}\n\n{text}\n")
+    runner = CliRunner()
+    for folder in ("billing", "shipping"):  # two separate ingests, one file each
+        result = runner.invoke(app, ["rag", "ingest", "--project", "notes", f"{folder}/README.md", "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["added"] == [f"{folder}/README.md"]
+    status = json.loads(runner.invoke(app, ["rag", "status", "--project", "notes", "--json"]).stdout)
+    assert [d["source"] for d in status["documents"]] == ["billing/README.md", "shipping/README.md"]
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    outside.mkdir()
+    (outside / "README.md").write_text("# Elsewhere\n\nA third README outside the current folder.\n")
+    result = runner.invoke(app, ["rag", "ingest", "--project", "notes", str(outside / "README.md"), "--json"])
+    assert json.loads(result.stdout)["added"] == [(outside / "README.md").as_posix()]  # its full path

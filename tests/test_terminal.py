@@ -37,7 +37,8 @@ def test_numbers_only_pick_choices_when_choices_are_showing(engine):
     assert "I don't know the command 7" in output
 
 
-def test_at_paths_become_attachments(engine, tmp_path):
+def test_at_paths_become_attachments(engine, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     seen = []
     doc = tmp_path / "notes.md"
     doc.write_text("# Notes\nhello")
@@ -53,6 +54,12 @@ def test_at_paths_become_attachments(engine, tmp_path):
     assert "got 1 file(s); text='upload'" in output
     assert seen[0][0].name == "notes.md" and seen[0][0].size == doc.stat().st_size
     assert "No such file" in output and len(seen) == 1
+    # Two files with one name in different folders stay two attachments, named by their paths.
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "README.md").write_text(f"# {folder}")
+    run_chat(engine, "upload @a/README.md @b/README.md\n")
+    assert [f.name for f in seen[1]] == ["a/README.md", "b/README.md"]
 
 
 def test_progress_prints_milestones_when_piped(engine):

@@ -23,6 +23,7 @@ import numpy as np
 
 from trainer.errors import LadderError
 from trainer.formats import Example, Parsed, read_dataset
+from trainer.sequences import fit_to_length, tokenize_example
 
 MIN_EXAMPLES = 100  # seed 000: fewer than 100 examples is not enough signal
 STYLE_ONLY = 500  # seed 000: 100-500 examples is the minimum viable for style/format
@@ -179,12 +180,17 @@ def token_stats(examples: list[Example], tokenizer_path: str, max_length: int) -
             f"could not load a tokenizer from {tokenizer_path!r} ({type(exc).__name__}); pass a local model folder "
             "or a model already in the Hugging Face cache"
         ) from None
-    lengths = []
+    lengths, dropped_lines, cut = [], [], 0
     for ex in examples:
         if tokenizer.chat_template:
-            ids = tokenizer.apply_chat_template(ex.messages, tokenize=True, return_dict=True)["input_ids"]
+            ids, answer_start = tokenize_example(tokenizer, ex.messages)
+            if fit_to_length(ids, answer_start, max_length) is None:
+                dropped_lines.append(ex.line)
+            elif len(ids) > max_length:
+                cut += 1
         else:
             ids = tokenizer("\n".join(m["content"] for m in ex.messages))["input_ids"]
+            cut += len(ids) > max_length
         lengths.append(len(ids))
     ordered = sorted(lengths)
     return {
@@ -195,7 +201,9 @@ def token_stats(examples: list[Example], tokenizer_path: str, max_length: int) -
         "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if lengths else 0,
         "max": ordered[-1] if lengths else 0,
         "total": sum(lengths),
-        "truncated": sum(1 for n in lengths if n > max_length),
+        "truncated": cut,  # longer than max_length: the prompt loses its start, the answer is kept
+        "dropped": len(dropped_lines),  # the answer alone is longer than max_length: not trained on
+        "dropped_lines": dropped_lines[:LISTED],
     }
 
 
@@ -220,7 +228,9 @@ def report(parsed: Parsed, path: Path, base_model: str | None, max_length: int) 
     empty = [{"line": ex.line, "field": f} for ex in examples for f in ex.empty_fields]
     label_info = labels(examples)
     tokens = token_stats(examples, base_model, max_length) if base_model else None
-    usable = len(examples) - len({line for line, _ in exact}) - len({d["line"] for d in near})
+    too_long = set(tokens["dropped_lines"]) if tokens else set()
+    duplicate = {line for line, _ in exact} | {d["line"] for d in near}
+    usable = len(examples) - len(duplicate | too_long)
 
     problems, warnings = [], []
     if parsed.errors:
@@ -242,7 +252,11 @@ def report(parsed: Parsed, path: Path, base_model: str | None, max_length: int) 
     if label_info and label_info["imbalanced"]:
         warnings.append(f"labels are imbalanced ({label_info['imbalance_ratio']}:1); the model will favour the common ones")
     if tokens and tokens["truncated"]:
-        warnings.append(f"{tokens['truncated']} example(s) are longer than {max_length} tokens and will be truncated")
+        warnings.append(f"{tokens['truncated']} example(s) are longer than {max_length} tokens: their prompts lose "
+                        "their start, the answers are kept whole")
+    if tokens and tokens["dropped"]:
+        warnings.append(f"{tokens['dropped']} example(s) have answers longer than {max_length} tokens (first line "
+                        f"{tokens['dropped_lines'][0]}) and will be left out; raise max_length to keep them")
     level = "refused" if usable < MIN_EXAMPLES else "style_only" if usable < STYLE_ONLY else "ok" if usable < GOOD else "good"
     return {
         "file": str(path),

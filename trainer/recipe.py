@@ -20,6 +20,7 @@ from typing import Any
 from trainer.config import RecipeConfig
 from trainer.errors import LadderError
 from trainer.formats import Example, read_dataset
+from trainer.sequences import fit_to_length, tokenize_example
 
 # bitsandbytes logs a warning about an optional "kernels" download on CPU; it is harmless and
 # installing `kernels` would fetch from the hub, so keep it out of the job log.
@@ -51,15 +52,20 @@ def run(config: RecipeConfig, on_event: Callable[[Event], None]) -> dict[str, An
     tokenizer, model = load_base(model_dir, config.method, cuda, bf16)
     model = attach_adapter(model, config)
     train_rows, val_rows, data_info = build_data(config)
-    train_set = encode(train_rows, tokenizer, config.max_length)
+    train_set, dropped = encode(train_rows, tokenizer, config.max_length)
+    if not len(train_set):
+        raise LadderError(f"every training example's answer is longer than max_length ({config.max_length} tokens); "
+                          "raise max_length")
     if config.packing:
         from trl import pack_dataset
 
         # Best-fit-decreasing packing keeps every example whole and leaves almost no padding.
         train_set = pack_dataset(train_set, config.max_length, strategy="bfd")
-    val_set = encode(val_rows, tokenizer, config.max_length) if val_rows else None
+    val_set, val_dropped = encode(val_rows, tokenizer, config.max_length) if val_rows else (None, 0)
+    val_set = val_set if val_set is not None and len(val_set) else None
     collator = Collator(tokenizer.pad_token_id, flatten=uses_varlen_attention(model))
-    data_info.update(train_rows_after_packing=len(train_set), attention=model.config._attn_implementation)
+    data_info.update(train_rows_after_packing=len(train_set), attention=model.config._attn_implementation,
+                     dropped_too_long=dropped + val_dropped)
     on_event({"event": "data", **data_info})
     checkpoints = Path(config.output_dir) / "checkpoints"
     has_eval = val_set is not None
@@ -222,26 +228,24 @@ def _rows(examples: list[Example]) -> list[list[dict[str, str]]]:
 
 
 def encode(rows: list[list[dict[str, str]]], tokenizer, max_length: int):
-    """Return a Dataset of input_ids and completion_mask (1 on the final answer's tokens).
+    """Return (Dataset of input_ids and completion_mask, examples dropped).
 
-    The chat template is applied to the whole conversation and to the prompt alone; tokens past
-    their shared prefix are the answer (its end-of-turn token included, so the model learns to
-    stop). Sequences longer than `max_length` are truncated.
+    The mask is 1 on the final answer's tokens (its end-of-turn token included). A sequence
+    longer than `max_length` loses the start of its prompt, never its answer; an example whose
+    answer alone does not fit is dropped and counted (`trainer.sequences`).
     """
     from datasets import Dataset
 
-    ids, masks = [], []
+    ids, masks, dropped = [], [], 0
     for messages in rows:
-        full = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
-        prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True,
-                                               return_dict=True)["input_ids"]
-        shared = 0
-        while shared < min(len(full), len(prompt)) and full[shared] == prompt[shared]:
-            shared += 1
-        full = full[:max_length]
-        ids.append(full)
-        masks.append([0] * min(shared, len(full)) + [1] * max(0, len(full) - shared))
-    return Dataset.from_dict({"input_ids": ids, "completion_mask": masks})
+        fitted = fit_to_length(*tokenize_example(tokenizer, messages), max_length)
+        if fitted is None:
+            dropped += 1
+            continue
+        tokens, answer_start = fitted
+        ids.append(tokens)
+        masks.append([0] * answer_start + [1] * (len(tokens) - answer_start))
+    return Dataset.from_dict({"input_ids": ids, "completion_mask": masks}), dropped
 
 
 def uses_varlen_attention(model) -> bool:
