@@ -167,12 +167,22 @@ class Arena:
         self.store = store
         self.client = client
 
-    def messages_for(self, project: dict[str, Any], variant: str, prompt: str) -> tuple[str, list[dict[str, str]], list[str]]:
-        """Return (model id, messages, sources) for one variant."""
+    def messages_for(self, project: dict[str, Any], variant: str, prompt: str,
+                     history: list[dict[str, str]] | None = None) -> tuple[str, list[dict[str, str]], list[str]]:
+        """Return (model id, messages, sources) for one variant.
+
+        `history` holds earlier turns of a conversation (an eval item in chat or ShareGPT form):
+        its system messages join the system prompt, the other turns come before `prompt`.
+        """
         from rag.answer import build_messages
         from rag.index import KnowledgeBase
 
         base = system_messages(self.store, project)
+        history = history or []
+        extra_system = "\n\n".join(m["content"] for m in history if m["role"] == "system")
+        if extra_system:
+            base = [{"role": "system", "content": base[0]["content"] + "\n\n" + extra_system}, *base[1:]]
+        turns = [m for m in history if m["role"] != "system"]
         sources: list[str] = []
         parsed = parse_variant(variant)
         if parsed is None:
@@ -181,18 +191,19 @@ class Arena:
             hits = KnowledgeBase(self.settings, self.store).retrieve(project, prompt, k=3)
             rag_messages = build_messages(prompt, hits)
             messages = [{"role": "system", "content": base[0]["content"] + "\n\n" + rag_messages[0]["content"]},
-                        *base[1:], rag_messages[1]]
+                        *base[1:], *turns, rag_messages[1]]
             sources = [h.source for h in hits]
         else:
-            messages = [*base, {"role": "user", "content": prompt}]
+            messages = [*base, *turns, {"role": "user", "content": prompt}]
         model = f"{project['name']}/{parsed.adapter}" if parsed.adapter else "base"
         return model, messages, sources
 
-    def answer(self, project: dict[str, Any], variants: list[str], prompt: str) -> list[VariantAnswer]:
+    def answer(self, project: dict[str, Any], variants: list[str], prompt: str,
+               history: list[dict[str, str]] | None = None) -> list[VariantAnswer]:
         """Return every variant's answer, generated concurrently (the server batches them)."""
         if not prompt.strip():
             raise LadderError("the prompt is empty; give the arena something to answer")
-        prepared = [self.messages_for(project, v, prompt) for v in variants]
+        prepared = [self.messages_for(project, v, prompt, history) for v in variants]
 
         def run(item):
             model, messages, sources = item

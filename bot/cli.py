@@ -279,16 +279,19 @@ def breakeven(
     prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=0, help="Prompt tokens per request without fine-tuning (the long few-shot prompt).")],
     fine_tuned_prompt_tokens: Annotated[int, typer.Option("--fine-tuned-prompt-tokens", min=0, help="Prompt tokens per request with the fine-tuned model.")],
     output_tokens: Annotated[int, typer.Option("--output-tokens", min=0, help="Output tokens per request.")],
-    input_price: Annotated[float, typer.Option("--input-price", min=0, help="USD per 1K input tokens, prompted model.")],
-    output_price: Annotated[float, typer.Option("--output-price", min=0, help="USD per 1K output tokens, prompted model.")],
+    input_price: Annotated[float, typer.Option("--input-price", min=0, help="USD per 1M input tokens, prompted model (as API price lists give it, e.g. 2.5).")],
+    output_price: Annotated[float, typer.Option("--output-price", min=0, help="USD per 1M output tokens, prompted model (e.g. 10).")],
     training_cost: Annotated[float, typer.Option("--training-cost", min=0, help="One-off training cost in USD.")],
-    fine_tuned_input_price: Annotated[Optional[float], typer.Option("--fine-tuned-input-price", min=0, help="USD per 1K input tokens, fine-tuned model (default: same).")] = None,
-    fine_tuned_output_price: Annotated[Optional[float], typer.Option("--fine-tuned-output-price", min=0, help="USD per 1K output tokens, fine-tuned model (default: same).")] = None,
+    fine_tuned_input_price: Annotated[Optional[float], typer.Option("--fine-tuned-input-price", min=0, help="USD per 1M input tokens, fine-tuned model (default: same).")] = None,
+    fine_tuned_output_price: Annotated[Optional[float], typer.Option("--fine-tuned-output-price", min=0, help="USD per 1M output tokens, fine-tuned model (default: same).")] = None,
     hosting_monthly: Annotated[float, typer.Option("--hosting-monthly", min=0, help="Monthly hosting cost of the fine-tuned model, USD.")] = 0.0,
     amortise_months: Annotated[int, typer.Option("--amortise-months", min=1, help="Months to spread the training cost over.")] = 12,
     as_json: JsonFlag = False,
 ) -> None:
-    """Compare a long prompt with a fine-tuned short prompt: monthly costs and break-even volume."""
+    """Compare a long prompt with a fine-tuned short prompt: monthly costs and break-even volume.
+
+    Prices are USD per 1M tokens, like API price lists and the interview card.
+    """
     from bot.estimates import breakeven as compute
 
     result = compute(
@@ -480,24 +483,30 @@ def data_check(
 ) -> None:
     """Check a training dataset: format, errors, duplicates, PII, lengths, labels and a verdict.
 
-    Exits 0 when the dataset is trainable, 1 when it is not; the report is printed either way.
+    Exits 0 when the dataset is trainable (with --fix: when the cleaned copy is), 1 when it is
+    not; the report is printed either way. LADDER_PII_ALLOW lists addresses that are not PII.
     """
     from trainer.doctor import check, fix
     from trainer.formats import parse_columns
-    from trainer.recipe import resolve_base_model
+    from trainer.hub import resolve_base_model
 
+    settings = _settings()
     mapping = parse_columns(columns)
     tokenizer = str(resolve_base_model(base_model)[0]) if base_model else None
-    report = check(file, base_model=tokenizer, max_length=max_length, columns=mapping)
+    report = check(file, base_model=tokenizer, max_length=max_length, columns=mapping, pii_allow=settings.pii_allow)
+    trainable = report["verdict"]["trainable"]
     if fix_out:
-        report["fix"] = fix(file, fix_out, val_fraction=val_fraction, columns=mapping)
+        report["fix"] = fix(file, fix_out, val_fraction=val_fraction, columns=mapping, pii_allow=settings.pii_allow)
+        fixed = check(Path(report["fix"]["out"]), base_model=tokenizer, max_length=max_length, pii_allow=settings.pii_allow)
+        report["fix"]["verdict"] = fixed["verdict"]
+        trainable = fixed["verdict"]["trainable"]  # the exit code speaks for the copy you will train on
     if as_json:
         emit_json(report)
     else:
-        from bot.training import doctor_replies
+        from bot.training import doctor_replies, fix_replies
 
-        render_human(doctor_replies(report))
-    if not report["verdict"]["trainable"]:
+        render_human(doctor_replies(report) + (fix_replies(report["fix"]) if fix_out else []))
+    if not trainable:
         raise SystemExit(1)
 
 

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description='Chat users allowed to launch training jobs (JSON list of ids, e.g. ["U123", "alice"]); unset allows only the local terminal.',
     )
+    pii_allow: list[str] = Field(
+        default_factory=list,
+        description='Email addresses or domains the dataset doctor does not count as personal data (JSON list), e.g. '
+        '["support@acme.com", "acme.com"] for the company\'s own support address.',
+    )
     gpu_prices: dict[str, float] = Field(
         default_factory=dict,
         description='JSON map of GPU name to USD per hour overriding the estimate table, e.g. {"A100-80GB": 1.6}.',

@@ -78,6 +78,9 @@ Handler = Callable[[Context], Iterable[Reply]]
 ActionHandler = Callable[[Context, dict[str, Any]], Iterable[Reply]]
 # A fallback sees text that is not a command; it returns replies, or None to pass.
 Fallback = Callable[[Context], Iterable[Reply] | None]
+# A claim sees text that starts with a command word before the command runs (unless the text
+# starts with "/"); a capability waiting for free text returns replies to ask what was meant.
+Claim = Callable[[Context, "Command"], Iterable[Reply] | None]
 
 # Capability modules; each has `install(engine)` that adds its commands, buttons and fallbacks.
 CAPABILITIES = ["bot.interviewer", "bot.knowledge", "bot.training", "bot.comparisons"]
@@ -103,6 +106,7 @@ class Engine:
     commands: dict[str, Command] = field(default_factory=dict)
     actions: dict[str, ActionHandler] = field(default_factory=dict)
     fallbacks: list[Fallback] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for command in _core_commands():
@@ -126,6 +130,11 @@ class Engine:
     def add_fallback(self, fallback: Fallback) -> None:
         """Register a handler for text that is not a command (an interview answer, say)."""
         self.fallbacks.append(fallback)
+
+    def add_claim(self, claim: Claim) -> None:
+        """Register a check for text that starts with a command word but may be free text (a
+        sentence answering an interview question); a leading "/" always runs the command."""
+        self.claims.append(claim)
 
     # -- handling turns ---------------------------------------------------------------------
 
@@ -220,6 +229,11 @@ class Engine:
                 Text(f"I don't know the command `{name}`.", tone="warning"),
                 *help_replies(self, project),
             ]
+        if not text.lstrip().startswith("/"):
+            for claim in self.claims:
+                replies = claim(Context(turn, text, self, project), command)
+                if replies is not None:
+                    return replies
         if command.handler is None:
             return [
                 Text(

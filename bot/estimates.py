@@ -338,6 +338,7 @@ def estimate_training_time(
         "train_tokens": int(tokens),
         "train_hours": round(hours, 2),
         "train_cost_usd": round(hours * gpu.price_per_hour, 2),
+        "gpu_price_per_hour": gpu.price_per_hour,
         "assumptions": (
             f"{tokens_per_example} tokens/example, {epochs:g} epochs, "
             f"{MODEL_FLOPS_UTILISATION:.0%} of {gpu.bf16_tflops:g} TFLOP/s, "
@@ -371,25 +372,26 @@ def breakeven(
     prompt_tokens: int,
     fine_tuned_prompt_tokens: int,
     output_tokens: int,
-    input_price_per_1k: float,
-    output_price_per_1k: float,
+    input_price_per_1m: float,
+    output_price_per_1m: float,
     training_cost_usd: float,
-    fine_tuned_input_price_per_1k: float | None = None,
-    fine_tuned_output_price_per_1k: float | None = None,
+    fine_tuned_input_price_per_1m: float | None = None,
+    fine_tuned_output_price_per_1m: float | None = None,
     hosting_monthly_usd: float = 0.0,
     amortise_months: int = 12,
 ) -> BreakEven:
     """Return monthly costs of both approaches and the volume at which fine-tuning pays off.
 
-    prompt cost/month = R·(prompt/1000·in + out/1000·out_price)
-    fine-tuned/month  = R·(short/1000·ft_in + out/1000·ft_out) + training/amortise + hosting
+    Prices are USD per 1M tokens, as API price lists and the card give them.
+    prompt cost/month = R·(prompt·in + out·out_price) / 1e6
+    fine-tuned/month  = R·(short·ft_in + out·ft_out) / 1e6 + training/amortise + hosting
     Break-even R* = fixed monthly cost / per-request saving; None when fine-tuning never saves.
     Raises LadderError on negative inputs.
     """
     values = dict(
         monthly_requests=monthly_requests, prompt_tokens=prompt_tokens,
         fine_tuned_prompt_tokens=fine_tuned_prompt_tokens, output_tokens=output_tokens,
-        input_price_per_1k=input_price_per_1k, output_price_per_1k=output_price_per_1k,
+        input_price_per_1m=input_price_per_1m, output_price_per_1m=output_price_per_1m,
         training_cost_usd=training_cost_usd, hosting_monthly_usd=hosting_monthly_usd,
     )
     for name, value in values.items():
@@ -397,10 +399,10 @@ def breakeven(
             raise LadderError(f"{name} must not be negative, got {value}")
     if amortise_months <= 0:
         raise LadderError(f"amortise_months must be positive, got {amortise_months}")
-    ft_in = input_price_per_1k if fine_tuned_input_price_per_1k is None else fine_tuned_input_price_per_1k
-    ft_out = output_price_per_1k if fine_tuned_output_price_per_1k is None else fine_tuned_output_price_per_1k
-    per_request_prompt = prompt_tokens / 1000 * input_price_per_1k + output_tokens / 1000 * output_price_per_1k
-    per_request_ft = fine_tuned_prompt_tokens / 1000 * ft_in + output_tokens / 1000 * ft_out
+    ft_in = input_price_per_1m if fine_tuned_input_price_per_1m is None else fine_tuned_input_price_per_1m
+    ft_out = output_price_per_1m if fine_tuned_output_price_per_1m is None else fine_tuned_output_price_per_1m
+    per_request_prompt = (prompt_tokens * input_price_per_1m + output_tokens * output_price_per_1m) / 1e6
+    per_request_ft = (fine_tuned_prompt_tokens * ft_in + output_tokens * ft_out) / 1e6
     fixed = training_cost_usd / amortise_months + hosting_monthly_usd
     prompt_monthly = monthly_requests * per_request_prompt
     ft_monthly = monthly_requests * per_request_ft + fixed

@@ -20,7 +20,8 @@ import yaml
 
 from bot.arena import Arena, adapter_of
 from bot.errors import LadderError
-from trainer.formats import iter_jsonl
+from trainer.formats import detect_format, iter_jsonl
+from trainer.formats import normalise as as_example
 
 FORGETTING_DROP = 0.05  # seed 004: more than 5% below base on general tasks means overtraining
 
@@ -85,22 +86,48 @@ def json_checks(prediction: str, schema: dict | None) -> tuple[float, float | No
     return 1.0, 1.0
 
 
-def load_items(path: Path) -> list[dict[str, str]]:
-    """Return {prompt, reference} items from JSONL: prompt|question|input and reference|answer|output."""
-    items = []
+def load_items(path: Path) -> list[dict[str, Any]]:
+    """Return eval items {prompt, reference, history} from JSONL.
+
+    Lines in any training format (Alpaca with instruction + input, ShareGPT, OpenAI chat,
+    prompt/completion) are read exactly as for training: the final answer is the reference, the
+    last user turn the prompt, earlier turns the history. Plain {prompt|question|input,
+    reference|answer|output} lines work too. Raises LadderError naming the first bad line.
+    """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LadderError(f"eval file {path} does not exist; check the path") from None
+    except UnicodeDecodeError:
+        raise LadderError(f"eval file {path} is not UTF-8 text; save it as JSONL") from None
+    items = []
     for number, row in iter_jsonl(text, str(path)):
-        prompt = next((row[k] for k in ("prompt", "question", "input") if isinstance(row, dict) and isinstance(row.get(k), str)), None)
-        reference = next((row[k] for k in ("reference", "answer", "output") if isinstance(row, dict) and isinstance(row.get(k), str)), None)
+        if not isinstance(row, dict):
+            raise LadderError(f"{path} line {number} is not a JSON object")
+        fmt = detect_format(row)
+        if fmt is not None:
+            try:
+                items.append(_item(as_example(row, fmt, number).messages))
+            except ValueError as exc:
+                raise LadderError(f"{path} line {number}: {exc}") from None
+            continue
+        prompt = next((row[k] for k in ("prompt", "question", "input") if isinstance(row.get(k), str)), None)
+        reference = next((row[k] for k in ("reference", "answer", "output") if isinstance(row.get(k), str)), None)
         if prompt is None or reference is None:
-            raise LadderError(f"{path} line {number} needs a prompt (prompt/question) and a reference (reference/answer)")
-        items.append({"prompt": prompt, "reference": reference})
+            raise LadderError(f"{path} line {number} needs a prompt (prompt/question) and a reference (reference/answer), "
+                              "or a training-format record (Alpaca, ShareGPT, chat messages, prompt/completion)")
+        items.append({"prompt": prompt, "reference": reference, "history": []})
     if not items:
         raise LadderError(f"{path} has no items; add lines like {{\"prompt\": \"...\", \"reference\": \"...\"}}")
     return items
+
+
+def _item(messages: list[dict[str, str]]) -> dict[str, Any]:
+    """An eval item from a training example's messages: the final answer, the last user turn
+    before it, and every turn before that."""
+    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    return {"prompt": messages[last_user]["content"], "reference": messages[-1]["content"],
+            "history": messages[:last_user]}
 
 
 def general_items(path: Path | None) -> list[dict[str, str]]:
@@ -143,7 +170,7 @@ def evaluate(arena: Arena, project: dict[str, Any], items: list[dict[str, str]],
     collected: dict[str, list] = {v: [] for v in variants}
     general_scores: dict[str, float] = {}
     for item in items:
-        for answer in arena.answer(project, variants, item["prompt"]):
+        for answer in arena.answer(project, variants, item["prompt"], item.get("history")):
             collected[answer.variant].append(answer)
         done += len(variants)
         if on_progress:

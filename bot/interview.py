@@ -39,10 +39,10 @@ BREAKEVEN_ASSUMPTIONS = dict(
     prompt_tokens=2000,
     fine_tuned_prompt_tokens=200,
     output_tokens=200,
-    input_price_per_1k=0.0025,
-    output_price_per_1k=0.01,
-    fine_tuned_input_price_per_1k=0.0,
-    fine_tuned_output_price_per_1k=0.0,
+    input_price_per_1m=2.5,
+    output_price_per_1m=10.0,
+    fine_tuned_input_price_per_1m=0.0,
+    fine_tuned_output_price_per_1m=0.0,
     hosting_monthly_usd=950.0,
 )
 BREAKEVEN_NOTE = (
@@ -94,6 +94,16 @@ def parse_facts(data: Any, source: str = "facts") -> Facts:
         return Facts.model_validate(data)
     except ValidationError as exc:
         raise LadderError(f"{source}: {_describe(exc.errors()[0])}") from None
+
+
+def fact_problem(key: str, value: Any) -> str | None:
+    """Return why `value` is not a valid answer for fact `key` (None when it is)."""
+    data = {"failure_modes": []} if key != "failure_modes" else {}
+    try:
+        Facts.model_validate({**data, key: value})
+    except ValidationError as exc:
+        return _describe(exc.errors()[0])
+    return None
 
 
 def load_facts(path: Path) -> Facts:

@@ -12,7 +12,7 @@ from typing import Any
 from bot import estimates
 from bot.engine import Command, Context, Engine
 from bot.errors import LadderError
-from bot.interview import METHOD_NAMES, Advice, advise, parse_facts
+from bot.interview import FACT_KEYS, METHOD_NAMES, Advice, advise, fact_problem, parse_facts
 from bot.messages import Choice, Choices, Reply, Table, Text
 from bot.questions import (
     Question,
@@ -50,6 +50,7 @@ def install(engine: Engine) -> None:
     engine.add_action("interview.toggle", _on_toggle_button)
     engine.add_action("interview.done", _on_done_button)
     engine.add_fallback(_answer_fallback)
+    engine.add_claim(_sentence_claim)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -112,6 +113,24 @@ def _answer_fallback(ctx: Context) -> list[Reply] | None:
     return record(ctx, current, value)
 
 
+def _sentence_claim(ctx: Context, command: Command) -> list[Reply] | None:
+    """A sentence that starts with a command word ("train new hires on refunds") while a free-text
+    question waits: ask which was meant, instead of running the command on the rest of it."""
+    text = ctx.args.strip()
+    if ctx.project is None or command.name in {"interview", "answer"} or ctx.turn.files or len(text.split()) < 3:
+        return None
+    current = _pending_question(ctx)
+    if current is None or current.type != "text":
+        return None
+    return [
+        Text(f"“{text}” starts with the command `{command.name}`. Is it your answer to “{current.text}”?"),
+        Choices("Which did you mean?", (
+            ctx.button("Use it as my answer", "interview.answer", {"question": current.id, "value": text}, "primary"),
+            ctx.command_button(f"Run `{command.name}`", "/" + text),
+        )),
+    ]
+
+
 def _pending_question(ctx: Context) -> Question | None:
     current = ctx.store.interview_session(ctx.require_project()["id"])["current"]
     return question(current) if current else None
@@ -161,13 +180,30 @@ def record(ctx: Context, q: Question, value: Any) -> list[Reply]:
 def ask_next(ctx: Context, resumed: bool = False) -> list[Reply]:
     """Ask the next relevant unanswered question, or show the card when none is left."""
     project = ctx.require_project()
-    answers = ctx.store.answers(project["id"])
+    answers, notes = valid_answers(ctx)
     q = next_question(answers)
     if q is None:
         ctx.store.save_interview_session(project["id"], ctx.user, current=None)
-        return card_with_buttons(ctx)
+        return notes + card_with_buttons(ctx)
     prefix = [Text("Resuming the interview where you left off.")] if resumed else []
-    return prefix + ask(ctx, q)
+    return notes + prefix + ask(ctx, q)
+
+
+def valid_answers(ctx: Context) -> tuple[dict[str, Any], list[Reply]]:
+    """Return the project's saved answers, and notes on any that are not valid facts (an older
+    version's, or a hand-made button's). Those are forgotten, so they are asked again instead
+    of jamming the card."""
+    project = ctx.require_project()
+    answers = ctx.store.answers(project["id"])
+    bad = {qid: value for qid, value in answers.items()
+           if value is not None and qid in FACT_KEYS and fact_problem(qid, value)}
+    if not bad:
+        return answers, []
+    ctx.store.forget_answers(project["id"], list(bad), ctx.user)
+    notes: list[Reply] = [Text(f"The saved answer to “{question(qid).short}” ({value!r}) is not valid "
+                               f"({fact_problem(qid, value)}); I'll ask it again.", tone="warning")
+                          for qid, value in bad.items()]
+    return {k: v for k, v in answers.items() if k not in bad}, notes
 
 
 def ask(ctx: Context, q: Question, draft: list[str] | None = None) -> list[Reply]:
@@ -234,16 +270,11 @@ def answers_replies(ctx: Context) -> list[Reply]:
 # -- the card ---------------------------------------------------------------------------------
 
 
-def current_advice(ctx: Context) -> Advice:
-    """Return the advice for the project's answers so far (missing facts count as unknown)."""
-    project = ctx.require_project()
-    facts = parse_facts(relevant_facts(ctx.store.answers(project["id"])), "interview answers")
-    return advise(facts, ctx.settings.gpu_prices)
-
-
 def card_with_buttons(ctx: Context) -> list[Reply]:
-    """Return the recommendation card followed by next-step buttons."""
-    advice = current_advice(ctx)
+    """Return the recommendation card for the answers so far (missing facts count as unknown),
+    followed by next-step buttons."""
+    answers, notes = valid_answers(ctx)
+    advice = advise(parse_facts(relevant_facts(answers), "interview answers"), ctx.settings.gpu_prices)
     size = advice.estimates.get("model_params_b", 7)
     method = advice.method or "lora"
     buttons = (
@@ -253,7 +284,7 @@ def card_with_buttons(ctx: Context) -> list[Reply]:
         ctx.command_button("Change an answer", "interview answers"),
         ctx.command_button("Start over", "interview restart"),
     )
-    return [*card_replies(advice), Choices("Next steps:", buttons)]
+    return [*notes, *card_replies(advice), Choices("Next steps:", buttons)]
 
 
 def _because(finding) -> str:
@@ -302,18 +333,25 @@ def estimates_table(advice: Advice) -> Table:
     ]
     if "train_hours" in est:
         rows.append(("training time", f"{est['train_hours']:g} h on one {est['gpu']} ({est['assumptions']})"))
-        rows.append(("training cost", f"${est['train_cost_usd']:,.2f}"))
+        rows.append(("training cost", f"${est['train_cost_usd']:,.2f} = {est['train_hours']:g} h × "
+                                      f"${est['gpu_price_per_hour']:.2f}/h for one {est['gpu']} (LADDER_GPU_PRICES)"))
     if "forgetting_mix" in est:
         mix = est["forgetting_mix"]
         rows.append(("general data to mix in", f"{mix['general_examples']:,} examples (30% of {mix['total']:,})"))
     if "breakeven" in est:
         be = est["breakeven"]
         volume = be["breakeven_requests_per_month"]
+        verb = "saves" if be["monthly_savings_usd"] >= 0 else "costs"
         rows.append((
             "break-even volume",
             (f"{volume:,} requests/month" if volume else "never at these prices")
-            + f"; at your volume the fine-tune saves ${be['monthly_savings_usd']:,.0f}/month",
+            + f"; at {be['monthly_requests']:,} requests/month the fine-tune {verb} "
+            f"${abs(be['monthly_savings_usd']):,.0f}/month (${be['prompt_monthly_usd']:,.0f} prompted vs "
+            f"${be['fine_tuned_monthly_usd']:,.0f} fine-tuned)",
         ))
+        training = est.get("train_cost_usd", 0.0)
+        rows.append(("break-even assumes", f"{est['breakeven_assumptions']}; training ${training:,.2f} "
+                                           "spread over 12 months"))
     return Table(("estimate", "value"), tuple(rows), title="Estimates")
 
 

@@ -76,7 +76,7 @@ def plan_job(settings: Settings, store: Store, project: dict[str, Any], data: Pa
     Raises LadderError naming the first problem: a dataset the doctor rejects, a base model not
     on disk, a name already taken, or a job estimated not to fit (with what to try instead).
     """
-    from trainer.recipe import resolve_base_model
+    from trainer.hub import resolve_base_model
 
     data = Path(data)
     model_dir, _ = resolve_base_model(base_model)

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from bot.errors import LadderError
-from bot.interview import FACT_KEYS
+from bot.interview import FACT_KEYS, fact_problem
 
 QUESTION_TYPES = {"text", "choice", "multi", "yesno", "number", "fraction"}
 UNITS = {"count", "per_month", "ms", "billions", "gb"}
@@ -206,7 +206,12 @@ def parse_answer(q: Question, text: str) -> Any:
         if not 0 <= value <= 1:
             raise LadderError(f"a score must be between 0 and 100%, got {raw!r}")
         return round(value, 4)
-    return _parse_number(q, raw, lowered)
+    value = _parse_number(q, raw, lowered)
+    problem = fact_problem(q.id, value)
+    if problem:  # refused and asked again, never saved
+        raise LadderError(f"{q.short} {format_number(value, q.unit)} is out of range ({problem}); answer like "
+                          f"{EXAMPLES[q.unit or 'count']}")
+    return value
 
 
 def _match_options(q: Question, lowered: str) -> list[str]:
@@ -222,26 +227,48 @@ def _match_options(q: Question, lowered: str) -> list[str]:
     return found
 
 
+EXAMPLES = {
+    "count": "`about 3k` or `3000`",
+    "per_month": "`100k a day` or `2M a month`",
+    "ms": "`200 ms` or `1.5 s`",
+    "billions": "`7B` or `0.5B`",
+    "gb": "`24 GB`",
+}
+# A size is the number written next to its unit: "llama 3 8B" is 8B, "RTX 4090 with 24GB" is 24 GB.
+_WITH_UNIT = {
+    "billions": re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(b|bn|billions?|m|mn|millions?)(?![a-z])", re.I),
+    "gb": re.compile(r"(?:(?<![\w.])(\d+)\s*[x×*]\s*)?(?<![\w.])(\d+(?:\.\d+)?)\s*(gb|gib|g|tb|tib)(?![a-z])", re.I),
+}
+_PLAIN = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+
+
+def _sized(q: Question, raw: str, lowered: str) -> float:
+    """Read a model size (billions) or a memory (GB) from the number next to its unit; a lone
+    number without a unit counts too. Raises LadderError when no number, or several, stand out."""
+    match = _WITH_UNIT[q.unit].search(lowered)
+    if match and q.unit == "billions":
+        value, unit = float(match.group(1)), match.group(2)
+        return round(value / 1000, 4) if unit.startswith("m") else value
+    if match:
+        count, value, unit = match.group(1), float(match.group(2)), match.group(3)
+        value *= 1000 if unit.startswith("t") else 1
+        return value * int(count) if count else value  # "2x 80GB": both cards
+    plain = _PLAIN.findall(lowered)
+    if len(plain) == 1:
+        return float(plain[0])
+    what = "size" if q.unit == "billions" else "memory"
+    if not plain:
+        raise LadderError(f"I couldn't read a {what} from {raw!r}; answer like {EXAMPLES[q.unit]}")
+    raise LadderError(f"I couldn't tell which number in {raw!r} is the {what}; answer like {EXAMPLES[q.unit]}")
+
+
 def _parse_number(q: Question, raw: str, lowered: str) -> float | int:
+    if q.unit in _WITH_UNIT:
+        return _sized(q, raw, lowered)
     parsed = _first_number(lowered)
-    examples = {
-        "count": "`about 3k` or `3000`",
-        "per_month": "`100k a day` or `2M a month`",
-        "ms": "`200 ms` or `1.5 s`",
-        "billions": "`7B` or `0.5B`",
-        "gb": "`24 GB`",
-    }
     if parsed is None:
-        raise LadderError(f"I couldn't read a number from {raw!r}; answer like {examples[q.unit or 'count']}")
+        raise LadderError(f"I couldn't read a number from {raw!r}; answer like {EXAMPLES[q.unit or 'count']}")
     value, scale = parsed
-    if q.unit == "billions":
-        if scale in {"m", "mn", "million"}:
-            return round(value / 1000, 4)
-        return value  # "7", "7b" and "7 billion" all mean 7B parameters
-    if q.unit == "gb":
-        if re.search(r"\d\s*tb\b", lowered):
-            value *= 1000
-        return value
     if q.unit == "ms":
         if re.search(r"\d\s*(s|sec|secs|second|seconds)\b", lowered):
             value *= 1000

@@ -95,7 +95,7 @@ class ModelHost:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from trainer.recipe import resolve_base_model
+        from trainer.hub import resolve_base_model
 
         self.base_id = base_model
         self.base_dir, self.revision = resolve_base_model(base_model)

@@ -14,7 +14,7 @@ from typing import Any
 from bot import jobs
 from bot.engine import Command, Context, Engine
 from bot.errors import LadderError
-from bot.messages import Choices, Image, Progress, Reply, Table, Text
+from bot.messages import Choices, File, Image, Progress, Reply, Table, Text
 
 TRAIN_USAGE = "train [base=MODEL] [method=lora|qlora|dora] [steps=N] [epochs=N] [name=NAME] (attach a dataset)"
 TRAIN_KEYS = {"base": "base_model", "base_model": "base_model", "method": "method", "steps": "max_steps",
@@ -31,6 +31,7 @@ def install(engine: Engine) -> None:
     engine.add_action("train.launch", _launch)
     engine.add_action("train.dismiss", lambda ctx, payload: [Text("Not launched; nothing was queued.")])
     engine.add_action("train.run_here", _run_here)
+    engine.add_action("train.fix", _fix)
 
 
 # -- rendering (shared with the CLI's human output) ------------------------------------------
@@ -146,15 +147,21 @@ def _options(ctx: Context) -> dict[str, str]:
 
 
 def train_command(ctx: Context) -> list[Reply]:
-    from trainer.doctor import check
-    from trainer.formats import parse_columns
-    from trainer.recipe import resolve_base_model
-
     project = ctx.require_project()
     if len(ctx.turn.files) != 1:
         raise LadderError("attach one dataset file (in the terminal: `train @data.jsonl`); JSONL or CSV")
-    options = _options(ctx)
     upload = ctx.turn.files[0]
+    return plan_card(ctx, project, upload.path, upload.name, _options(ctx))
+
+
+def plan_card(ctx: Context, project: dict[str, Any], data: Path, shown_as: str, options: dict[str, str]) -> list[Reply]:
+    """Return the doctor's report on `data` and, when it may train, the plan with Launch/Cancel;
+    when it may not but a cleaned copy could, a button that makes one."""
+    from trainer.doctor import check
+    from trainer.formats import parse_columns
+    from trainer.hub import resolve_base_model
+
+    given = dict(options)
     base_model = options.pop("base_model", ctx.settings.base_model)
     method = options.pop("method", "lora")
     if method not in {"lora", "qlora", "dora"}:
@@ -163,13 +170,19 @@ def train_command(ctx: Context) -> list[Reply]:
     columns = options.pop("columns", None)
     overrides = {k: (float(v) if k in {"epochs", "learning_rate"} else int(v)) for k, v in options.items()}
     model_dir, _ = resolve_base_model(base_model)
-    report = check(upload.path, base_model=str(model_dir), max_length=int(overrides.get("max_length", 1024)),
-                   columns=parse_columns(columns))
-    report["file"] = upload.name
+    report = check(data, base_model=str(model_dir), max_length=int(overrides.get("max_length", 1024)),
+                   columns=parse_columns(columns), pii_allow=ctx.settings.pii_allow)
+    report["file"] = shown_as
     replies = doctor_replies(report)
+    stored = jobs.keep_dataset(ctx.settings, data, report["sha256"])  # uploads are temporary files
     if not report["verdict"]["trainable"]:
+        if report["pii"] or report["invalid"] or report["empty_fields"] or report["duplicates"]["exact"]:
+            replies.append(Choices("The doctor can write a cleaned copy (personal data scrubbed, unusable lines, "
+                                   "empty fields and duplicates dropped) and check it again.", (
+                ctx.button("Fix it and check again", "train.fix",
+                           {"data": str(stored), "upload": shown_as, "options": given}, "primary"),
+            )))
         return replies
-    stored = jobs.keep_dataset(ctx.settings, upload.path, report["sha256"])
     plan = jobs.plan_job(ctx.settings, ctx.store, project, stored, base_model, method, name, overrides, columns, report)
     est = plan.estimate
     replies.append(Table(("", ""), (
@@ -181,12 +194,45 @@ def train_command(ctx: Context) -> list[Reply]:
         ("steps", str(overrides.get("max_steps", f"{overrides.get('epochs', 2):g} epochs"))),
     ), title="Training plan"))
     payload = {"data": str(stored), "name": plan.name, "base_model": base_model, "method": method,
-               "overrides": overrides, "columns": columns, "upload": upload.name}
+               "overrides": overrides, "columns": columns, "upload": shown_as}
     replies.append(Choices("Launch this job?", (
         ctx.button("Launch", "train.launch", payload, "primary"),
         ctx.button("Cancel", "train.dismiss", {}),
     )))
     return replies
+
+
+def fix_replies(result: dict[str, Any]) -> list[Reply]:
+    """Return what `fix` wrote (which files, how many examples) and how the copy fares."""
+    dropped = (f"dropped {result['dropped_invalid']} unusable line(s), {result['dropped_duplicates']} duplicate(s) "
+               f"and {result['dropped_empty']} example(s) with empty fields; personal data scrubbed")
+    replies: list[Reply] = [
+        Text(f"Wrote a cleaned copy with {result['kept']} examples ({dropped}):\n\n"
+             f"- `{result['out']}` (all {result['kept']})\n- `{result['train']}` ({result['train_examples']} to train on)"
+             f"\n- `{result['val']}` ({result['val_examples']} for validation)"),
+    ]
+    verdict = result.get("verdict")
+    if verdict is not None:
+        replies.append(Text("The cleaned copy is **trainable**." if verdict["trainable"] else
+                            f"The cleaned copy is **not trainable yet**: {verdict['first_problem']}",
+                            tone="success" if verdict["trainable"] else "error"))
+    return replies
+
+
+def _fix(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
+    from trainer.doctor import fix
+    from trainer.formats import parse_columns
+
+    project = ctx.require_project()
+    source = Path(payload["data"])
+    if not source.exists():
+        raise LadderError("that dataset is no longer stored here; attach it again with `train`")
+    options = dict(payload["options"])
+    out = ctx.settings.home / "datasets" / f"{source.stem}.fixed.jsonl"
+    result = fix(source, out, columns=parse_columns(options.pop("columns", None)), pii_allow=ctx.settings.pii_allow)
+    shown_as = f"{Path(payload['upload']).stem}.fixed.jsonl"
+    return [*fix_replies(result), File(out, shown_as, "the cleaned copy, in chat format"),
+            *plan_card(ctx, project, out, shown_as, options)]
 
 
 def _launch(ctx: Context, payload: dict[str, Any]) -> Iterator[Reply]:

@@ -115,6 +115,8 @@ def test_blind_battle_votes_changed_votes_and_the_reveal(world):
     assert battle["details"]["a"]["latency_ms"] > 0 and battle["details"]["b"]["completion_tokens"] > 0
     alpha_side = "a" if battle["variant_a"] == "lora:alpha" else "b"
     assert battle[f"answer_{alpha_side}"].startswith("alpha")
+    alpha_id = world["store"].adapter(project["id"], "alpha")["id"]
+    assert battle[f"adapter_{alpha_side}"] == alpha_id and battle[f"adapter_{'ab'.replace(alpha_side, '')}"] is None
     sides = {arena.battle(project, "hi", "ana", ["base", "lora:beta"], rng=random.Random(seed))["variant_a"]
              for seed in range(8)}
     assert sides == {"base", "lora:beta"}  # left/right is randomised
@@ -443,3 +445,53 @@ def test_an_unknown_variant_is_refused_before_any_model_loads(world, tmp_path):
     assert result.exit_code == 1 and "no adapter named 'nope' in empty" in str(result.exception)
     assert "loading the model" not in result.stderr and "cannot start" not in result.stderr
     assert time.perf_counter() - started < 5
+
+
+def test_eval_files_in_training_formats_are_read_like_training_data(world, tmp_path):
+    from bot.heldout import load_items
+    from trainer.formats import read_dataset
+
+    record = tickets(1)[0]
+    lines = [
+        record,  # Alpaca: instruction + input
+        {"conversations": [{"from": "system", "value": "You sort tickets."}, {"from": "human", "value": "my lamp broke"},
+                           {"from": "gpt", "value": "repair"}]},
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                      {"role": "user", "content": "my router broke"}, {"role": "assistant", "content": "repair"}]},
+        {"prompt": "my kettle broke", "completion": "repair"},
+        {"question": "my toaster broke", "answer": "repair"},
+    ]
+    path = write_jsonl(tmp_path / "heldout.jsonl", lines)
+    items = load_items(path)
+    trained = read_dataset(write_jsonl(tmp_path / "train.jsonl", [record])).examples[0].messages
+    assert items[0]["prompt"] == trained[0]["content"] == record["instruction"] + "\n\n" + record["input"]
+    assert items[0]["reference"] == record["output"]
+    assert items[1] == {"prompt": "my lamp broke", "reference": "repair",
+                        "history": [{"role": "system", "content": "You sort tickets."}]}
+    assert items[2]["prompt"] == "my router broke" and [m["content"] for m in items[2]["history"]] == ["hi", "hello"]
+    assert [i["prompt"] for i in items[3:]] == ["my kettle broke", "my toaster broke"]
+    arena = Arena(world["settings"], world["store"], InferenceClient(world["url"], "base"))
+    _, messages, _ = arena.messages_for(world["project"], "base", items[1]["prompt"], items[1]["history"])
+    assert messages[0]["content"].endswith("You sort tickets.") and messages[-1]["content"] == "my lamp broke"
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"conversations": [{"from": "human", "value": "no answer"}]}])
+    with pytest.raises(LadderError, match="line 1: the conversation must end with an assistant answer"):
+        load_items(bad)
+
+
+def test_the_first_compare_says_the_model_is_loading(tiny_model_dir, tmp_path):
+    from bot.messages import Attachment, Progress
+
+    settings = Settings(_env_file=None, home=tmp_path / "home", base_model=str(tiny_model_dir), embedder="lexical")
+    store = Store(settings.db_path)
+    engine = Engine(store, settings)
+    engine.handle(Turn("ana", "terminal:ana", "new loading"))
+    doc = tmp_path / "refunds.md"
+    doc.write_text("# Refunds\n\nRefunds are paid within 30 days.\n")
+    engine.handle(Turn("ana", "terminal:ana", "rag add", files=(Attachment("refunds.md", doc, doc.stat().st_size),)))
+    first = engine.handle(Turn("ana", "terminal:ana", "compare when are refunds paid?"))
+    loading = [r for r in first if isinstance(r, Progress) and r.key == "model"]
+    assert loading[0].text.startswith("Loading the model tiny-model") and loading[-1].done
+    assert first.index(loading[0]) == 0 and "Answer A" in reply_text(first)
+    second = engine.handle(Turn("ana", "terminal:ana", "compare when are refunds paid?"))
+    assert not [r for r in second if isinstance(r, Progress)]  # loaded once
+    store.close()

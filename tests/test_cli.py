@@ -193,9 +193,11 @@ def test_estimate_and_breakeven_json():
     assert timed["gpu"] == "H100-80GB" and timed["train_hours"] > 0
     result = CliRunner().invoke(app, [
         "breakeven", "--monthly-requests", "50000", "--prompt-tokens", "2000", "--fine-tuned-prompt-tokens", "200",
-        "--output-tokens", "100", "--input-price", "0.01", "--output-price", "0.03", "--training-cost", "1200", "--json",
+        "--output-tokens", "100", "--input-price", "10", "--output-price", "30", "--training-cost", "1200", "--json",
     ])
-    assert json.loads(result.stdout)["breakeven_requests_per_month"] == 5556
+    assert json.loads(result.stdout)["breakeven_requests_per_month"] == 5556  # $10/$30 per 1M tokens
+    helped = CliRunner().invoke(app, ["breakeven", "--help"]).stdout
+    assert "per 1M" in helped and "1K" not in helped
 
 
 def test_estimate_refuses_what_no_gpu_holds(home):

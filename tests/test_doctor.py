@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -186,3 +187,60 @@ def test_data_check_cli_exit_codes(tmp_path):
     binary.write_bytes(b"\x00\x01\x02")
     result = CliRunner().invoke(app, ["data", "check", str(binary)])
     assert "looks binary" in str(result.exception)
+
+
+def test_fix_names_its_files_and_exits_0_when_the_copy_is_trainable(tmp_path, home):
+    records = tickets(150)
+    records[4]["input"] += " call me on +44 20 7946 0958"
+    records[9]["input"] += " or mail dara@gmail.com"
+    records.append(dict(records[2]))
+    source = write_jsonl(tmp_path / "raw.jsonl", records)
+    plain = CliRunner().invoke(app, ["data", "check", str(source)])
+    assert plain.exit_code == 1  # personal data blocks training
+    out = tmp_path / "clean.jsonl"
+    fixed = CliRunner().invoke(app, ["data", "check", str(source), "--fix", str(out)])
+    assert fixed.exit_code == 0, fixed.output  # the copy you will train on is trainable
+    for path in (out, tmp_path / "clean.train.jsonl", tmp_path / "clean.val.jsonl"):
+        assert str(path) in "".join(fixed.stdout.split()) and path.exists()  # rich may wrap long paths
+    assert "The cleaned copy is trainable" in fixed.stdout
+    report = json.loads(CliRunner().invoke(app, ["data", "check", str(source), "--fix", str(out), "--json"]).stdout)
+    assert report["fix"]["verdict"]["trainable"] and not report["verdict"]["trainable"]
+
+
+def test_allow_listed_addresses_are_not_personal_data(tmp_path, home, monkeypatch):
+    assert find_pii("write to help@support.acme.com", ["acme.com"]) == {}
+    assert find_pii("write to ana@acme.com", ["help@acme.com"]) == {"email": ["ana@acme.com"]}
+    assert find_pii("write to help@acme.com or bo@gmail.com", ["help@acme.com"]) == {"email": ["bo@gmail.com"]}
+    records = tickets(150)
+    for record in records[:20]:
+        record["output"] += " Questions? Write to support@acme.com"
+    data = write_jsonl(tmp_path / "signed.jsonl", records)
+    assert CliRunner().invoke(app, ["data", "check", str(data)]).exit_code == 1
+    monkeypatch.setenv("LADDER_PII_ALLOW", '["acme.com"]')
+    result = CliRunner().invoke(app, ["data", "check", str(data), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["pii"] == {}
+
+
+def test_data_check_without_a_tokenizer_never_imports_the_training_stack(tmp_path):
+    import subprocess
+    import sys
+
+    data = write_jsonl(tmp_path / "t.jsonl", tickets(120))
+    probe = ("import sys; from typer.testing import CliRunner; from bot.cli import app; "
+             f"r = CliRunner().invoke(app, ['data', 'check', {str(data)!r}, '--json']); "
+             "print(r.exit_code, sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120).stdout
+    assert out.strip() == "0 []"
+
+
+def test_a_missing_model_names_the_download_command_the_hub_client_provides():
+    import shutil
+    import sys
+
+    from trainer.hub import resolve_base_model
+
+    with pytest.raises(LadderError) as missing:
+        resolve_base_model("acme/not-downloaded")
+    command = re.search(r"`(\S+) download acme/not-downloaded`", missing.value.message).group(1)
+    assert command in {"hf", "huggingface-cli"}
+    assert shutil.which(command, path=str(Path(sys.executable).parent)) is not None  # it really is installed

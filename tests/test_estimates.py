@@ -116,7 +116,7 @@ def test_forgetting_mix_matches_the_seed():
 def test_breakeven_volume_equalises_monthly_costs():
     kwargs = dict(
         prompt_tokens=2000, fine_tuned_prompt_tokens=200, output_tokens=100,
-        input_price_per_1k=0.01, output_price_per_1k=0.03, training_cost_usd=1200, amortise_months=12,
+        input_price_per_1m=10, output_price_per_1m=30, training_cost_usd=1200, amortise_months=12,
     )
     result = breakeven(monthly_requests=50_000, **kwargs)
     # Per request: prompt 0.02 + 0.003; fine-tuned 0.002 + 0.003 -> saves $0.018; fixed $100/month.
@@ -133,7 +133,7 @@ def test_breakeven_volume_equalises_monthly_costs():
 def test_breakeven_never_when_fine_tuning_does_not_save():
     result = breakeven(
         monthly_requests=1000, prompt_tokens=100, fine_tuned_prompt_tokens=100, output_tokens=10,
-        input_price_per_1k=0.01, output_price_per_1k=0.01, training_cost_usd=50,
+        input_price_per_1m=10, output_price_per_1m=10, training_cost_usd=50,
     )
     assert result.breakeven_requests_per_month is None and result.payback_months is None
     with pytest.raises(LadderError, match="monthly_requests must not be negative"):

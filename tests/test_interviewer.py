@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from rich.console import Console
 
@@ -51,6 +52,11 @@ def test_a_whole_interview_in_the_terminal_reaches_the_card(engine, store):
     assert "Recommendation: RAG + fine-tuning · method: LoRA" in output
     assert "Ready for GPU time" in output
     assert "training memory" in output and "16.4 GB for LoRA" in output
+    # Every dollar figure carries its assumptions: GPU hours and price, API prices per 1M tokens.
+    flat = " ".join(output.split())
+    assert re.search(r"training cost \$[\d.,]+ = [\d.]+ h × \$[\d.]+/h for one", flat)
+    assert "break-even assumes" in flat and "$2.50/$10 per 1M tokens" in flat and "$950/month" in flat
+    assert re.search(r"fine-tune (saves|costs) \$[\d,]+/month \(\$[\d,]+ prompted vs \$[\d,]+ fine-tuned\)", flat)
     assert "Build a RAG baseline" in output and "Check a dataset" in output and "Estimate a LoRA job" in output
     project = store.get_project("dosing")
     answers = store.answers(project["id"])
@@ -207,3 +213,25 @@ def test_interview_needs_a_project_and_text_without_a_question_is_not_an_answer(
     assert "I don't know the command `7b`" in reply_text(replies)
     [reply] = say(engine, "answer 7B")
     assert "no interview question is waiting" in reply.text
+
+
+def test_out_of_range_answers_are_refused_and_a_saved_bad_value_never_jams(engine, store):
+    say(engine, "new sizes")
+    project = store.get_project("sizes")
+    say(engine, "interview")
+    store.set_answer(project["id"], "task", "classify tickets", "ana")
+    store.set_answer(project["id"], "failure_modes", ["format"], "ana")
+    store.set_answer(project["id"], "prompting_tried", True, "ana")
+    store.save_interview_session(project["id"], "ana", current="gpu_memory_gb")
+    [refused] = say(engine, "an RTX 4090")
+    assert refused.tone == "error" and "out of range" in refused.text and "24 GB" in refused.text
+    assert "gpu_memory_gb" not in store.answers(project["id"]) and pending(store) == "gpu_memory_gb"
+    assert say(engine, "one RTX 4090 with 24GB")[0].text == "Noted: 24 GB."
+    # A bad value saved by an older version (or a forged button) is dropped and asked again.
+    store.set_answer(project["id"], "gpu_memory_gb", 4090, "ana")
+    store.set_answer(project["id"], "model_params_b", -3, "ana")
+    replies = say(engine, "interview card")
+    text = reply_text(replies)
+    assert "“GPU memory” (4090) is not valid" in text and "“model size” (-3) is not valid" in text
+    assert "Recommendation:" in text  # the card shows, without the bad facts
+    assert {"gpu_memory_gb", "model_params_b"}.isdisjoint(store.answers(project["id"]))

@@ -43,6 +43,13 @@ def test_every_fact_has_exactly_one_question():
         ("model_params_b", "500M", 0.5),
         ("model_params_b", "llama 70b", 70),
         ("gpu_memory_gb", "24GB", 24),
+        ("model_params_b", "llama 3 8B", 8),
+        ("model_params_b", "llama-3-70b", 70),
+        ("model_params_b", "qwen2.5-0.5b-instruct", 0.5),
+        ("model_params_b", "7", 7),
+        ("gpu_memory_gb", "one RTX 4090 with 24GB", 24),
+        ("gpu_memory_gb", "2x 80GB A100", 160),
+        ("gpu_memory_gb", "80", 80),
         ("has_eval_set", "yes, 500 questions", True),
         ("has_eval_set", "not yet", False),
         ("knowledge_changes", "every quarter", "quarterly"),
@@ -64,6 +71,9 @@ def test_free_text_answers(qid, text, value):
         ("has_eval_set", "maybe", "answer `yes` or `no`"),
         ("knowledge_changes", "whenever", "answer with one of them"),
         ("failure_modes", "it is bad", "name one or more"),
+        ("gpu_memory_gb", "an RTX 4090", "GPU memory 4090 GB is out of range"),
+        ("gpu_memory_gb", "rtx 4090 or a 3090", "couldn't tell which number"),
+        ("model_params_b", "5000b", "model size 5000B is out of range"),
     ],
 )
 def test_unreadable_answers_say_what_would_work(qid, text, message):

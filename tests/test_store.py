@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -154,3 +155,83 @@ def test_interview_answers_and_history(store):
     assert store.answers(pid) == {"task": "x"} and store.interview_session(pid)["history"] == ["task"]
     store.forget_answers(pid, None, "ana")
     assert store.answers(pid) == {} and store.audit_log(pid)[0]["action"] == "interview.forget"
+
+
+def run_ladder(args, env, cwd):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_a_bad_ladder_home_is_one_line_naming_the_fix(tmp_path):
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("hello")
+    for home, expected in ((a_file, "is a file, not a folder"),
+                           (a_file / "inside", "cannot create LADDER_HOME"),
+                           (Path("/proc/ladder-home"), "cannot create LADDER_HOME")):
+        result = run_ladder(["jobs", "list"], {"LADDER_HOME": str(home)}, tmp_path)
+        assert result.returncode == 1 and expected in result.stderr and "LADDER_HOME" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert a_file.read_text() == "hello"
+
+
+def test_an_unwritable_ladder_home_is_refused(tmp_path):
+    import os
+
+    home = tmp_path / "locked"
+    home.mkdir()
+    home.chmod(0o500)
+    try:
+        if os.access(home, os.W_OK):
+            pytest.skip("running as root: permissions do not stop writes here")
+        with pytest.raises(LadderError, match="is not writable"):
+            Store(home / "ladder.db")
+    finally:
+        home.chmod(0o700)
+
+
+def test_a_damaged_database_is_one_line_and_never_touched(tmp_path):
+    import hashlib
+
+    home = tmp_path / "home"
+    store = Store(home / "ladder.db")
+    for n in range(200):
+        store.create_project(f"project-{n:03d}", "ana", description="x" * 500)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    for name in ("ladder.db-wal", "ladder.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    whole = (home / "ladder.db").read_bytes()
+    for damage, expected in ((whole[: len(whole) // 2], "is truncated"),
+                             (b"this is not a database" * 100, "is not a SQLite database")):
+        (home / "ladder.db").write_bytes(damage)
+        before = hashlib.sha256(damage).hexdigest()
+        result = run_ladder(["jobs", "list"], {"LADDER_HOME": str(home)}, tmp_path)
+        assert result.returncode == 1 and expected in result.stderr and "restore ladder.db from a backup" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+        assert hashlib.sha256((home / "ladder.db").read_bytes()).hexdigest() == before
+        assert not (home / "ladder.db-wal").exists()
+
+
+def test_an_older_ladder_home_in_the_current_folder_is_pointed_out_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    old = tmp_path / "project" / ".ladder"
+    Store(old / "ladder.db").close()
+    env = {k: v for k, v in os.environ.items() if k not in {"LADDER_HOME", "XDG_DATA_HOME"}}
+    env["HOME"] = str(tmp_path / "me")
+
+    def run():
+        return subprocess.run([sys.executable, "-m", "bot.cli", "jobs", "list"], capture_output=True, text=True,
+                              cwd=tmp_path / "project", env=env, timeout=120)
+
+    first, second = run(), run()
+    assert first.returncode == 0 and second.returncode == 0, first.stderr
+    assert "found" in first.stderr and f"LADDER_HOME={old}" in first.stderr
+    assert "LADDER_HOME" not in second.stderr  # said once, when the new home was created
+    assert (tmp_path / "me" / ".local" / "share" / "ladder" / "ladder.db").exists()

@@ -105,3 +105,65 @@ def test_choices_stay_live_until_new_choices_replace_them(engine, store):
     assert "now works on two" in output
     assert output.index("now works on two") < output.index("now works on one")
     assert store.project_for_place("terminal:ana")["name"] == "one"
+
+
+def test_labels_and_user_text_are_never_read_as_markup(engine, store):
+    output = run_chat(engine, "new marks\ninterview\nsort [bold]tickets[/bold] fast\n1\n")
+    assert "[x] Wrong or missing facts" in output  # the ticked choice keeps its box
+    assert "[ ] Wrong output format" in output
+    project = store.get_project("marks")
+    assert store.answers(project["id"])["task"] == "sort [bold]tickets[/bold] fast"
+    assert "Noted: sort [bold]tickets[/bold] fast." in output
+
+
+def test_a_sentence_starting_with_a_command_word_is_not_eaten(engine, store):
+    output = run_chat(engine, "new words\ninterview\ntrain new hires on our refund policy\n1\n")
+    assert "starts with the command train" in output
+    project = store.get_project("words")
+    assert store.answers(project["id"])["task"] == "train new hires on our refund policy"
+    # A leading "/" runs the command; `answer` says outright that it is an answer.
+    output = run_chat(engine, "interview restart\n/help status\nanswer help users file expense reports\n")
+    assert "status: Show the current project's state" in output
+    assert store.answers(project["id"])["task"] == "help users file expense reports"
+    # The other button runs the command instead.
+    output = run_chat(engine, "interview restart\nuse the docs to answer questions\n2\n")
+    assert "no project named 'the'" in output
+
+
+def test_line_editing_and_history_in_a_real_terminal(home, tmp_path):
+    import pty
+    import select
+    import time
+
+    env = {**os.environ, "LADDER_HOME": str(home), "LADDER_USER": "ana", "TERM": "xterm"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: ladder chat on a real terminal
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "bot.cli", "chat"], env)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 60) -> None:
+        nonlocal seen
+        deadline = time.time() + timeout
+        while marker not in seen and time.time() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(fd, 65536)
+                except OSError:
+                    break
+        assert marker in seen, seen.decode(errors="replace")[-2000:]
+
+    try:
+        read_until(b"ladder> ")
+        os.write(fd, b"new histry\r")
+        read_until(b"ladder[histry]> ")
+        os.write(fd, b"statuz\x7fs\r")  # a typo, deleted with Backspace
+        read_until(b"Project histry")
+        seen = b""
+        os.write(fd, b"\x1b[A\r")  # Up arrow: the last line again
+        read_until(b"Project histry")
+        os.write(fd, b"quit\r")
+        os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert "status" in (home / "chat_history").read_text()

@@ -275,3 +275,29 @@ def test_chat_train_doctor_card_launch_and_permissions(home, tmp_path, tiny_mode
     from bot.jobs import is_trainer
 
     assert is_trainer(allowed, "carol", "slack") and not is_trainer(allowed, "ana", "terminal")
+
+
+def test_chat_offers_the_fix_as_a_button(home, tmp_path, tiny_model_dir):
+    from bot.messages import File
+
+    settings = Settings(_env_file=None, home=home, base_model=str(tiny_model_dir))
+    store = Store(settings.db_path)
+    engine = Engine(store, settings)
+    engine.handle(Turn("ana", "terminal:ana", "new support"))
+    records = tickets(160)
+    records[3]["input"] += " my card is 4111 1111 1111 1111"
+    records.append({"instruction": "broken", "output": 3})
+    data = write_jsonl(tmp_path / "raw.jsonl", records)
+    card = engine.handle(Turn("ana", "terminal:ana", "train name=fixed-v1 max_length=128",
+                              files=(Attachment("raw.jsonl", data, data.stat().st_size),)))
+    assert "Not trainable yet" in reply_text(card) and "Launch" not in reply_text(card)
+    fix_button = next(o.id for r in card if isinstance(r, Choices) for o in r.options if o.label == "Fix it and check again")
+    data.unlink()  # the upload was a temporary file: the button works from Ladder's own copy
+    replies = engine.handle(Turn("ana", "terminal:ana", action=fix_button))
+    text = reply_text(replies)
+    assert "Wrote a cleaned copy with 160 examples" in text and "dropped 1 unusable line(s)" in text
+    [copy] = [r for r in replies if isinstance(r, File)]
+    assert "4111" not in copy.path.read_text() and "[CARD]" in copy.path.read_text()
+    assert "Dataset doctor: raw.fixed.jsonl" in text and "Trainable" in text and "Training plan" in text
+    assert any(isinstance(r, Choices) and r.options[0].label == "Launch" for r in replies)
+    store.close()

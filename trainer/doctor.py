@@ -62,8 +62,23 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def find_pii(text: str) -> dict[str, list[str]]:
-    """Return the PII found in `text` by kind (emails, keys, Luhn-valid cards, IPs, phones)."""
+def allowed(address: str, allow: tuple[str, ...] | list[str]) -> bool:
+    """Return True when an email address is on the allow-list: the address itself, or its
+    domain or a parent domain (`acme.com` allows `help@support.acme.com`)."""
+    address = address.lower()
+    domain = address.rpartition("@")[2]
+    for entry in (a.strip().lower().lstrip("@") for a in allow):
+        if entry and (address == entry or domain == entry or domain.endswith("." + entry)):
+            return True
+    return False
+
+
+def find_pii(text: str, allow: tuple[str, ...] | list[str] = ()) -> dict[str, list[str]]:
+    """Return the PII found in `text` by kind (emails, keys, Luhn-valid cards, IPs, phones).
+
+    Email addresses on `allow` (addresses or domains, e.g. the company's own support domain)
+    are not personal data.
+    """
     found: dict[str, list[str]] = {}
     taken: list[tuple[int, int]] = []
     for kind, pattern in PII_PATTERNS.items():  # order matters: a card is not also a phone
@@ -78,14 +93,17 @@ def find_pii(text: str) -> dict[str, list[str]]:
                     continue
             if kind == "phone" and not 9 <= len(re.sub(r"\D", "", value)) <= 15:
                 continue
+            if kind == "email" and allowed(value, allow):
+                taken.append(span)  # not personal data, and not a phone number either
+                continue
             found.setdefault(kind, []).append(value)
             taken.append(span)
     return found
 
 
-def scrub(text: str) -> str:
+def scrub(text: str, allow: tuple[str, ...] | list[str] = ()) -> str:
     """Return `text` with every PII finding replaced by a placeholder like [EMAIL]."""
-    for kind, values in find_pii(text).items():
+    for kind, values in find_pii(text, allow).items():
         for value in sorted(set(values), key=len, reverse=True):
             text = text.replace(value, PII_TOKENS[kind])
     return text
@@ -208,22 +226,24 @@ def token_stats(examples: list[Example], tokenizer_path: str, max_length: int) -
 
 
 def check(path: Path, base_model: str | None = None, max_length: int = 1024,
-          columns: dict[str, str] | None = None) -> dict[str, Any]:
+          columns: dict[str, str] | None = None, pii_allow: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """Return the doctor's report on a dataset file; `verdict.trainable` says if it may train.
 
-    Raises LadderError when the file as a whole cannot be read.
+    `pii_allow` lists email addresses or domains that are not personal data. Raises LadderError
+    when the file as a whole cannot be read.
     """
     parsed = read_dataset(Path(path), columns)
-    return report(parsed, Path(path), base_model, max_length)
+    return report(parsed, Path(path), base_model, max_length, pii_allow)
 
 
-def report(parsed: Parsed, path: Path, base_model: str | None, max_length: int) -> dict[str, Any]:
+def report(parsed: Parsed, path: Path, base_model: str | None, max_length: int,
+           pii_allow: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """Return the doctor's report for an already-parsed dataset."""
     examples = parsed.examples
     exact, near = duplicates(examples)
     pii: dict[str, list[int]] = {}
     for ex in examples:
-        for kind in find_pii("\n".join(m["content"] for m in ex.messages)):
+        for kind in find_pii("\n".join(m["content"] for m in ex.messages), pii_allow):
             pii.setdefault(kind, []).append(ex.line)
     empty = [{"line": ex.line, "field": f} for ex in examples for f in ex.empty_fields]
     label_info = labels(examples)
@@ -283,7 +303,7 @@ def report(parsed: Parsed, path: Path, base_model: str | None, max_length: int) 
 
 
 def fix(path: Path, out: Path, val_fraction: float = 0.1, seed: int = 0,
-        columns: dict[str, str] | None = None) -> dict[str, Any]:
+        columns: dict[str, str] | None = None, pii_allow: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """Write a cleaned copy of a dataset and a seeded train/validation split.
 
     PII is scrubbed, unusable lines and empty examples dropped, exact and near duplicates
@@ -297,7 +317,7 @@ def fix(path: Path, out: Path, val_fraction: float = 0.1, seed: int = 0,
     exact, near = duplicates(parsed.examples)
     dropped = {line for line, _ in exact} | {d["line"] for d in near}
     kept = [ex for ex in parsed.examples if ex.line not in dropped and not ex.empty_fields]
-    cleaned = [[{"role": m["role"], "content": scrub(m["content"])} for m in ex.messages] for ex in kept]
+    cleaned = [[{"role": m["role"], "content": scrub(m["content"], pii_allow)} for m in ex.messages] for ex in kept]
     label_info = labels(kept)
 
     # Group by normalised prompt so the same question never lands on both sides.

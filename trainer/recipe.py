@@ -20,6 +20,7 @@ from typing import Any
 from trainer.config import RecipeConfig
 from trainer.errors import LadderError
 from trainer.formats import Example, read_dataset
+from trainer.hub import resolve_base_model
 from trainer.sequences import fit_to_length, tokenize_example
 
 # bitsandbytes logs a warning about an optional "kernels" download on CPU; it is harmless and
@@ -139,36 +140,6 @@ def run(config: RecipeConfig, on_event: Callable[[Event], None]) -> dict[str, An
 
 
 # -- setup helpers ----------------------------------------------------------------------------
-
-
-def resolve_base_model(base: str) -> tuple[Path, str]:
-    """Return (local folder, revision) for a base model path or a cached Hugging Face id.
-
-    The revision is the hub commit for cached models, else a hash of the folder's config.json.
-    Raises LadderError when the model is not on disk (nothing is downloaded).
-    """
-    import hashlib
-
-    path = Path(base).expanduser()
-    if path.is_dir():
-        config = path / "config.json"
-        if not config.exists():
-            raise LadderError(f"{base} has no config.json; point --base-model at a model folder")
-        return path, "local:" + hashlib.sha256(config.read_bytes()).hexdigest()[:12]
-    if base.count("/") == 1:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-
-        try:
-            folder = Path(snapshot_download(base, local_files_only=True))
-        except (LocalEntryNotFoundError, OSError, ValueError):
-            folder = None
-        if folder is not None:
-            return folder, folder.name
-    raise LadderError(
-        f"base model {base!r} is not a local folder or in the Hugging Face cache; download it first "
-        f"(`huggingface-cli download {base}`) or pass a local path"
-    )
 
 
 def load_base(model_dir: Path, method: str, cuda: bool, bf16: bool):
