@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlite_utils  # noqa: E402
 
-from bot.config import Settings  # noqa: E402
-from bot.engine import Engine  # noqa: E402
-from bot.messages import Turn  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.chat.engine import Engine  # noqa: E402
+from bot.chat.messages import Turn  # noqa: E402
+from bot.core.config import Settings  # noqa: E402
+from bot.core.store import Store  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

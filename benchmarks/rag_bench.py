@@ -70,8 +70,8 @@ def main() -> None:
     from langchain_core.embeddings import Embeddings
     from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
-    from bot.config import Settings
-    from bot.store import Store
+    from bot.core.config import Settings
+    from bot.core.store import Store
     from rag.embedders import LexicalEmbedding
     from rag.index import KnowledgeBase, expand_paths
 

@@ -58,8 +58,9 @@ def main() -> None:
 
     import torch
 
-    from bot.serving import AdapterRef, ModelHost, make_server
-    from bot.inference import InferenceClient
+    from bot.serving.client import InferenceClient
+    from bot.serving.host import AdapterRef, ModelHost
+    from bot.serving.http import make_server
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

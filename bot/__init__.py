@@ -1,10 +1,10 @@
 """The conversation: engine, store, settings, adapters and the CLI."""
 
-from bot.config import Settings, load_settings
-from bot.engine import Command, Context, Engine
-from bot.errors import LadderError, NotAvailableYet
-from bot.messages import Attachment, Choice, Choices, File, Image, Progress, Reply, Table, Text, Turn
-from bot.store import Store
+from bot.chat.engine import Command, Context, Engine
+from bot.chat.messages import Attachment, Choice, Choices, File, Image, Progress, Reply, Table, Text, Turn
+from bot.core.config import Settings, load_settings
+from bot.core.errors import LadderError, NotAvailableYet
+from bot.core.store import Store
 
 __all__ = [
     "Attachment",

@@ -18,7 +18,7 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from bot.errors import LadderError
+from bot.core.errors import LadderError
 from rag.lexical import lexical_vectors, read_message, write_message
 
 logger = logging.getLogger("ladder.rag")

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bot.errors import LadderError
+from bot.core.errors import LadderError
 from rag.bm25 import tokens
 from rag.index import KnowledgeBase
 from trainer.formats import iter_jsonl

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from bot.config import Settings
-from bot.errors import LadderError
-from bot.store import Store
+from bot.core.config import Settings
+from bot.core.errors import LadderError
+from bot.core.store import Store
 from rag.bm25 import BM25
 from rag.chunking import Chunk, split_document
 from rag.documents import Refused, load_document, source_name

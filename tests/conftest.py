@@ -12,9 +12,12 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from bot.config import Settings  # noqa: E402
-from bot.engine import Engine  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.chat.engine import Engine  # noqa: E402
+
+pytest_plugins = ["arenaworld"]  # the `world` fixture: two trained adapters and a model server
+
+from bot.core.config import Settings  # noqa: E402
+from bot.core.store import Store  # noqa: E402
 
 
 @pytest.fixture

@@ -45,14 +45,3 @@ def test_package_layout():
         init = (ROOT / package / "__init__.py").read_text()
         # __init__ re-exports only: no function or class definitions.
         assert "def " not in init and "class " not in init, package
-
-
-def test_engine_never_imports_a_platform_and_trainer_never_imports_bot():
-    engine_side = [ROOT / "bot" / "engine.py", ROOT / "bot" / "messages.py", ROOT / "bot" / "store.py"]
-    for path in engine_side:
-        source = path.read_text()
-        for platform in ("slack_bolt", "slack_sdk", "discord", "bot.terminal", "bot.cli"):
-            assert f"import {platform}" not in source and f"from {platform}" not in source, path
-    for path in (ROOT / "trainer").rglob("*.py"):
-        source = path.read_text()
-        assert "from bot" not in source and "import bot" not in source, path

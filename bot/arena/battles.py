@@ -1,0 +1,336 @@
+"""The arena: variants of the same model answer one prompt, blind, and the team votes.
+
+Variants: `base` (the project's system prompt and few-shot examples from prompts/arena.yaml),
+`rag` (base plus retrieved context), `lora:NAME` (an adapter) and `lora+rag:NAME`. A battle draws
+(or is given) two variants, randomises left and right, hides the names until a vote, and keeps
+everything in SQLite so its buttons work after a restart. Modelled on Chatbot Arena's battles.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from bot.core.config import Settings
+from bot.core.errors import LadderError
+from bot.core.migrations import now
+from bot.core.store import Store
+from bot.serving.client import InferenceClient
+
+ADAPTER_NAME = re.compile(r"^[\w-]+$")  # new names are stricter (see jobs.plan_job); parse any registered one
+WINNERS = {"a": "A is better", "b": "B is better", "tie": "Tie", "bad": "Both are bad"}
+GENERATION = {"max_tokens": 256, "temperature": 0.0}  # greedy: the same prompt gets the same answer
+
+
+@dataclass
+class VariantAnswer:
+    """One variant's answer to a prompt, with its cost."""
+
+    variant: str
+    text: str
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def arena_prompts() -> dict[str, Any]:
+    """Return prompts/arena.yaml."""
+    return yaml.safe_load(resources.files("prompts").joinpath("arena.yaml").read_text(encoding="utf-8"))
+
+
+def system_messages(store: Store, project: dict[str, Any]) -> list[dict[str, str]]:
+    """Return the base variant's system prompt and few-shot turns for a project."""
+    spec = arena_prompts()
+    task = store.answers(project["id"]).get("task") or project.get("description") or spec["default_task"]
+    messages = [{"role": "system", "content": spec["system"].format(task=task).strip()}]
+    for shot in spec.get("few_shot") or []:
+        messages += [{"role": "user", "content": shot["user"]}, {"role": "assistant", "content": shot["assistant"]}]
+    return messages
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of answering: `base`, `rag`, `lora:NAME` or `lora+rag:NAME`, parsed once.
+
+    Parsed, never substring-matched: an adapter called `rag-tuned` or `storage-v1` is a plain
+    LoRA variant and never retrieves.
+    """
+
+    kind: str  # base | rag | lora | lora+rag
+    adapter: str | None = None
+
+    @property
+    def uses_rag(self) -> bool:
+        return self.kind in {"rag", "lora+rag"}
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.adapter}" if self.adapter else self.kind
+
+
+def parse_variant(text: str) -> Variant | None:
+    """Return the variant written as `text`, or None when it is not one."""
+    kind, sep, name = text.strip().partition(":")
+    if not sep:
+        return Variant(kind) if kind in {"base", "rag"} else None
+    if kind in {"lora", "lora+rag"} and ADAPTER_NAME.match(name):
+        return Variant(kind, name)
+    return None
+
+
+def adapter_of(variant: str) -> str | None:
+    """Return the adapter name of a lora variant, else None."""
+    parsed = parse_variant(variant)
+    return parsed.adapter if parsed else None
+
+
+def parse_variants(spec: str, store: Store, project: dict[str, Any]) -> list[str]:
+    """Return the variants in "base,rag,lora:NAME,lora+rag:NAME"; raise LadderError naming a bad one.
+
+    Checks only the registry (no model is loaded), so a typo is refused at once.
+    """
+    variants = [v.strip() for v in spec.split(",") if v.strip()]
+    if not variants:
+        raise LadderError("name the variants, like `base,rag,lora:NAME`")
+    adapters = {a["name"] for a in store.adapters(project["id"])}
+    for text in variants:
+        variant = parse_variant(text)
+        if variant is None:
+            raise LadderError(f"unknown variant {text!r}; use base, rag, lora:NAME or lora+rag:NAME")
+        if variant.adapter and variant.adapter not in adapters:
+            raise LadderError(f"no adapter named {variant.adapter!r} in {project['name']} "
+                              f"(adapters: {', '.join(sorted(adapters)) or 'none yet'})")
+        if variant.uses_rag and not store.documents(project["id"]):
+            raise LadderError(f"variant {text!r} needs documents; add some with `rag add` or `ladder rag ingest`")
+    if len(set(variants)) != len(variants):
+        raise LadderError("each variant may appear once")
+    return variants
+
+
+def available_variants(store: Store, project: dict[str, Any]) -> list[str]:
+    """Return every variant the project can answer with now."""
+    variants = ["base"]
+    rag = bool(store.documents(project["id"]))
+    if rag:
+        variants.append("rag")
+    for adapter in store.adapters(project["id"]):
+        variants.append(f"lora:{adapter['name']}")
+        if rag:
+            variants.append(f"lora+rag:{adapter['name']}")
+    return variants
+
+
+def base_model_for(settings: Settings, store: Store, project: dict[str, Any], variants: list[str] | None = None) -> str:
+    """Return the base model a project's variants run on: the one its adapters were trained on.
+
+    The adapters named in `variants` decide (else the newest adapter of the project); with no
+    adapter at all it is LADDER_BASE_MODEL. So train -> compare needs no extra setting. Raises
+    LadderError when the named adapters were trained on different base models.
+    """
+    adapters = store.adapters(project["id"])  # newest first
+    named = {adapter_of(v) for v in variants or []} - {None}
+    relevant = [a for a in adapters if a["name"] in named] if named else adapters
+    bases = sorted({a["base_model"] for a in relevant})
+    if named and len(bases) > 1:
+        raise LadderError(f"{', '.join(sorted(f'lora:{n}' for n in named))} were trained on different base models "
+                          f"({', '.join(bases)}); compare adapters of one base model at a time")
+    return relevant[0]["base_model"] if relevant else settings.base_model
+
+
+def arena_for(settings: Settings, store: Store, project: dict[str, Any], variants: list[str]) -> "Arena":
+    """Return an arena answering on the base model of `variants` (see `base_model_for`): the
+    embedded server for it, or LADDER_INFERENCE_URL. Parse the variants first, so a typo is
+    refused before any model loads."""
+    from bot.serving.client import client_for
+
+    return Arena(settings, store, client_for(settings, store, base_model_for(settings, store, project, variants)))
+
+
+class Arena:
+    """Answers, battles, votes and the reveal for one project."""
+
+    def __init__(self, settings: Settings, store: Store, client: InferenceClient):
+        self.settings = settings
+        self.store = store
+        self.client = client
+
+    def messages_for(self, project: dict[str, Any], variant: str, prompt: str,
+                     history: list[dict[str, str]] | None = None) -> tuple[str, list[dict[str, str]], list[str]]:
+        """Return (model id, messages, sources) for one variant.
+
+        `history` holds earlier turns of a conversation (an eval item in chat or ShareGPT form):
+        its system messages join the system prompt, the other turns come before `prompt`.
+        """
+        from rag.answer import build_messages
+        from rag.index import KnowledgeBase
+
+        base = system_messages(self.store, project)
+        history = history or []
+        extra_system = "\n\n".join(m["content"] for m in history if m["role"] == "system")
+        if extra_system:
+            base = [{"role": "system", "content": base[0]["content"] + "\n\n" + extra_system}, *base[1:]]
+        turns = [m for m in history if m["role"] != "system"]
+        sources: list[str] = []
+        parsed = parse_variant(variant)
+        if parsed is None:
+            raise LadderError(f"unknown variant {variant!r}; use base, rag, lora:NAME or lora+rag:NAME")
+        if parsed.uses_rag:
+            hits = KnowledgeBase(self.settings, self.store).retrieve(project, prompt, k=3)
+            rag_messages = build_messages(prompt, hits)
+            messages = [{"role": "system", "content": base[0]["content"] + "\n\n" + rag_messages[0]["content"]},
+                        *base[1:], *turns, rag_messages[1]]
+            sources = [h.source for h in hits]
+        else:
+            messages = [*base, *turns, {"role": "user", "content": prompt}]
+        model = f"{project['name']}/{parsed.adapter}" if parsed.adapter else "base"
+        return model, messages, sources
+
+    def answer(self, project: dict[str, Any], variants: list[str], prompt: str,
+               history: list[dict[str, str]] | None = None) -> list[VariantAnswer]:
+        """Return every variant's answer, generated concurrently (the server batches them)."""
+        if not prompt.strip():
+            raise LadderError("the prompt is empty; give the arena something to answer")
+        prepared = [self.messages_for(project, v, prompt, history) for v in variants]
+
+        def run(item):
+            model, messages, sources = item
+            done = self.client.complete(messages, model, **GENERATION)
+            return done, sources
+
+        with ThreadPoolExecutor(max_workers=len(prepared)) as pool:
+            results = list(pool.map(run, prepared))
+        return [
+            VariantAnswer(v, done.text.strip(), done.latency_ms, done.prompt_tokens, done.completion_tokens, sources)
+            for v, (done, sources) in zip(variants, results, strict=True)
+        ]
+
+    def battle(self, project: dict[str, Any], prompt: str, user: str, variants: list[str] | None = None,
+               place: str | None = None, rng: random.Random | None = None) -> dict[str, Any]:
+        """Open a blind battle between two variants (given, or drawn) and return it.
+
+        Raises LadderError when fewer than two variants are available.
+        """
+        rng = rng or random.SystemRandom()
+        pool = variants or available_variants(self.store, project)
+        if len(pool) < 2:
+            raise LadderError(
+                f"a battle needs two variants and {project['name']} has only {', '.join(pool)}; add documents "
+                "(`rag add`) or train an adapter (`train`)"
+            )
+        pair = rng.sample(pool, 2)  # random pair in random order: position says nothing
+        a, b = self.answer(project, pair, prompt)
+        battle_id = "b" + secrets.token_hex(6)
+        registered = {row["name"]: row["id"] for row in self.store.adapters(project["id"])}
+        with self.store.atomic() as db:
+            db["battles"].insert({
+                "id": battle_id, "project_id": project["id"], "prompt": prompt,
+                "variant_a": a.variant, "variant_b": b.variant, "answer_a": a.text, "answer_b": b.text,
+                "adapter_a": registered.get(adapter_of(a.variant)), "adapter_b": registered.get(adapter_of(b.variant)),
+                "latency_a_ms": a.latency_ms, "latency_b_ms": b.latency_ms, "place": place,
+                "created_by": user, "created_at": now(),
+                "details": json.dumps({"a": a.to_dict(), "b": b.to_dict()}),
+            })
+        return self.get(battle_id)
+
+    def get(self, battle_id: str) -> dict[str, Any]:
+        """Return a battle with its votes; raise LadderError for an unknown id."""
+        rows = list(self.store.db["battles"].rows_where("id = ?", [battle_id]))
+        if not rows:
+            raise LadderError(f"there is no battle {battle_id!r}; `ladder compare` prints battle ids")
+        battle = {**rows[0], "details": json.loads(rows[0]["details"] or "{}")}
+        battle["votes"] = list(self.store.db["votes"].rows_where("battle_id = ?", [battle_id], order_by="created_at"))
+        return battle
+
+    def vote(self, battle_id: str, user: str, winner: str) -> dict[str, Any]:
+        """Record (or change) `user`'s vote and return the revealed battle.
+
+        Raises LadderError for an unknown battle or a winner other than a, b, tie or bad.
+        """
+        winner = winner.strip().lower()
+        if winner not in WINNERS:
+            raise LadderError(f"unknown vote {winner!r}; vote a, b, tie or bad (both bad)")
+        battle = self.get(battle_id)
+        with self.store.atomic() as db:
+            existing = db.execute("SELECT created_at FROM votes WHERE battle_id = ? AND user = ?", [battle_id, user]).fetchone()
+            db["votes"].upsert({
+                "battle_id": battle_id, "user": user, "winner": winner,
+                "created_at": existing[0] if existing else now(), "updated_at": now(),
+            }, pk=("battle_id", "user"))
+            self.store.audit(user, "arena.vote", battle["project_id"], battle_id,
+                             {"winner": winner, "changed": bool(existing)})  # nests in this transaction
+        revealed = self.get(battle_id)
+        revealed["changed"] = bool(existing)
+        return revealed
+
+    def battles(self, project: dict[str, Any]) -> list[dict[str, Any]]:
+        """Return the project's battles, oldest first, with their votes."""
+        ids = [r["id"] for r in self.store.db["battles"].rows_where("project_id = ?", [project["id"]], order_by="created_at")]
+        return [self.get(i) for i in ids]
+
+
+def entry(variant: str, adapter_id: int | None, current: dict[str, int]) -> str:
+    """Return the leaderboard entry of a battle side: the variant, or, for an adapter that has
+    since been re-trained or deleted, the variant marked with the old adapter's id."""
+    name = adapter_of(variant)
+    if name is None or adapter_id is None or current.get(name) == adapter_id:
+        return variant
+    return f"{variant} (old #{adapter_id})"
+
+
+def outcomes(battles: list[dict[str, Any]], current: dict[str, int] | None = None) -> list[tuple[str, str, float]]:
+    """Return one (entry a, entry b, score of a) per voted battle: the mean of its votes, where a
+    vote for a is 1, for b 0, and a tie or "both bad" 0.5.
+
+    One battle counts once however many people voted on it. `current` maps adapter names to
+    their registered ids, so answers of a re-trained adapter form a new entry.
+    """
+    scores = {"a": 1.0, "b": 0.0, "tie": 0.5, "bad": 0.5}
+    current = current or {}
+    rows = []
+    for battle in battles:
+        if not battle["votes"]:
+            continue
+        score = sum(scores[v["winner"]] for v in battle["votes"]) / len(battle["votes"])
+        rows.append((entry(battle["variant_a"], battle.get("adapter_a"), current),
+                     entry(battle["variant_b"], battle.get("adapter_b"), current), score))
+    return rows
+
+
+def standings(store: Store, project: dict[str, Any]) -> dict[str, Any]:
+    """Return the project's leaderboard: every voted battle once, a re-trained adapter as a new entry."""
+    from bot.arena.leaderboard import leaderboard
+
+    battles = Arena(None, store, None).battles(project)
+    current = {a["name"]: a["id"] for a in store.adapters(project["id"])}
+    results = outcomes(battles, current)
+    entries = {name for a, b, _ in results for name in (a, b)} | set(available_variants(store, project))
+    return {"project": project["name"],
+            **leaderboard(results, sorted(entries), votes=sum(len(b["votes"]) for b in battles))}
+
+
+def preferences(battles: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Return DPO rows {prompt, chosen, rejected}: one per battle whose votes prefer a side."""
+    rows = []
+    for battle in battles:
+        a = sum(1 for v in battle["votes"] if v["winner"] == "a")
+        b = sum(1 for v in battle["votes"] if v["winner"] == "b")
+        if a == b:
+            continue  # ties, "both bad" and split votes teach no preference
+        chosen, rejected = (battle["answer_a"], battle["answer_b"]) if a > b else (battle["answer_b"], battle["answer_a"])
+        rows.append({"prompt": battle["prompt"], "chosen": chosen, "rejected": rejected,
+                     "chosen_variant": battle["variant_a"] if a > b else battle["variant_b"],
+                     "rejected_variant": battle["variant_b"] if a > b else battle["variant_a"], "battle": battle["id"]})
+    return rows

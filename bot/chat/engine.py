@@ -1,0 +1,313 @@
+"""The platform-neutral engine: a `Turn` goes in, `Reply` objects come out.
+
+It knows nothing of Slack, Discord or the terminal. Capabilities plug in as `Command`s
+(`engine.add_command`) and button kinds (`engine.add_action`); adapters call `stream` (to
+render progress as it happens) or `handle` (to get the whole list).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+import shlex
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.chat.messages import Choice, Progress, Reply, Table, Text, Turn, reply_text
+from bot.core.config import Settings
+from bot.core.errors import LadderError
+from bot.core.store import Store
+
+logger = logging.getLogger("ladder.engine")
+
+
+@dataclass
+class Context:
+    """What a command handler gets: the turn, its arguments, the project and the services."""
+
+    turn: Turn
+    args: str
+    engine: "Engine"
+    project: dict[str, Any] | None
+
+    @property
+    def store(self) -> Store:
+        return self.engine.store
+
+    @property
+    def settings(self) -> Settings:
+        return self.engine.settings
+
+    @property
+    def user(self) -> str:
+        return self.turn.user
+
+    def argv(self) -> list[str]:
+        """Return the arguments split like a shell would, quotes respected.
+
+        Raises LadderError on unbalanced quotes.
+        """
+        try:
+            return shlex.split(self.args)
+        except ValueError as exc:
+            raise LadderError(f"could not read the arguments ({exc}); check your quotes") from None
+
+    def require_project(self) -> dict[str, Any]:
+        """Return the project of this place; raise LadderError telling how to pick one."""
+        if self.project is None:
+            raise LadderError(
+                "no project is selected here; start one with `new NAME` or pick one with `use NAME`"
+            )
+        return self.project
+
+    def button(
+        self, label: str, kind: str, payload: dict[str, Any], style: str = "default"
+    ) -> Choice:
+        """Return a button whose meaning is stored in SQLite, so it survives a restart."""
+        project_id = self.project["id"] if self.project else None
+        return Choice(self.store.create_action(kind, payload, project_id), label, style)  # type: ignore[arg-type]
+
+    def command_button(self, label: str, text: str, style: str = "default") -> Choice:
+        """Return a button that runs the chat command `text` when pressed."""
+        return self.button(label, "command", {"text": text}, style)
+
+
+Handler = Callable[[Context], Iterable[Reply]]
+ActionHandler = Callable[[Context, dict[str, Any]], Iterable[Reply]]
+# A fallback sees text that is not a command; it returns replies, or None to pass.
+Fallback = Callable[[Context], Iterable[Reply] | None]
+# A claim sees text that starts with a command word before the command runs (unless the text
+# starts with "/"); a capability waiting for free text returns replies to ask what was meant.
+Claim = Callable[[Context, "Command"], Iterable[Reply] | None]
+
+# Capability modules; each has `install(engine)` that adds its commands, buttons and fallbacks.
+CAPABILITIES = ["bot.chat.projects", "bot.interview.chat", "bot.knowledge.chat", "bot.training.chat", "bot.arena.chat"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A chat command. `handler` is None for a capability that has not landed yet."""
+
+    name: str
+    usage: str
+    summary: str
+    group: str
+    handler: Handler | None = None
+
+
+@dataclass
+class Engine:
+    """Routes turns to commands and button actions, and records the conversation."""
+
+    store: Store
+    settings: Settings
+    commands: dict[str, Command] = field(default_factory=dict)
+    actions: dict[str, ActionHandler] = field(default_factory=dict)
+    fallbacks: list[Fallback] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for command in _core_commands():
+            self.add_command(command)
+        self.add_action("command", _run_command_action)
+        for module in CAPABILITIES:
+            importlib.import_module(module).install(self)
+        for command in _ROADMAP:
+            self.commands.setdefault(command.name, command)
+
+    # -- plugging capabilities in ----------------------------------------------------------
+
+    def add_command(self, command: Command) -> None:
+        """Register (or replace, e.g. a roadmap placeholder) a chat command."""
+        self.commands[command.name] = command
+
+    def add_action(self, kind: str, handler: ActionHandler) -> None:
+        """Register the handler for buttons of `kind`."""
+        self.actions[kind] = handler
+
+    def add_fallback(self, fallback: Fallback) -> None:
+        """Register a handler for text that is not a command (an interview answer, say)."""
+        self.fallbacks.append(fallback)
+
+    def add_claim(self, claim: Claim) -> None:
+        """Register a check for text that starts with a command word but may be free text (a
+        sentence answering an interview question); a leading "/" always runs the command."""
+        self.claims.append(claim)
+
+    # -- handling turns ---------------------------------------------------------------------
+
+    def handle(self, turn: Turn) -> list[Reply]:
+        """Return every reply to `turn` (progress updates included, in order)."""
+        return list(self.stream(turn))
+
+    def stream(self, turn: Turn) -> Iterator[Reply]:
+        """Yield the replies to `turn` as they are produced.
+
+        Never raises for a user's mistake or our own bug: a LadderError becomes an error reply,
+        anything else is logged with an incident id and reported generically. A turn whose
+        `event_id` was already handled (a platform retry) yields nothing.
+        """
+        project = self.store.project_for_place(turn.place)
+        fresh = self.store.record_turn(
+            place=turn.place,
+            user=turn.user,
+            role="user",
+            text=turn.text,
+            platform=turn.platform,
+            project_id=project["id"] if project else None,
+            action=turn.action,
+            event_id=turn.event_id,
+        )
+        if not fresh:
+            logger.info("dropped a retried event %s", turn.event_id)
+            return
+        produced: list[Reply] = []
+        try:
+            for reply in self._dispatch(turn, project):
+                produced.append(reply)
+                yield reply
+        except LadderError as exc:
+            reply = Text(exc.message, tone="error")
+            produced.append(reply)
+            yield reply
+        except Exception:
+            incident = secrets.token_hex(4)
+            logger.exception("incident %s while handling %r in %s", incident, turn.text, turn.place)
+            reply = Text(
+                f"Something went wrong on our side (incident {incident}). It is in the log; "
+                "try again, and report the incident id if it keeps happening.",
+                tone="error",
+            )
+            produced.append(reply)
+            yield reply
+        finally:
+            # Progress lines are transient; the log keeps what the user ended up seeing.
+            digest = reply_text([r for r in produced if not isinstance(r, Progress) or r.done])
+            after = self.store.project_for_place(turn.place)
+            self.store.record_turn(
+                place=turn.place,
+                user="ladder",
+                role="bot",
+                text=digest,
+                platform=turn.platform,
+                project_id=after["id"] if after else None,
+            )
+
+    def _dispatch(self, turn: Turn, project: dict[str, Any] | None) -> Iterable[Reply]:
+        if turn.action:
+            action = self.store.resolve_action(turn.action)
+            if action is None:
+                raise LadderError(
+                    "that button is no longer known to Ladder; run the command again for fresh buttons"
+                )
+            handler = self.actions.get(action["kind"])
+            if handler is None:
+                raise LadderError(
+                    f"buttons of kind {action['kind']!r} are not handled by this version of Ladder; "
+                    "run the command again"
+                )
+            if action["project_id"] is not None:
+                project = self.store.project_by_id(action["project_id"])
+            return handler(Context(turn, "", self, project), action["payload"])
+        return self.run_text(turn, turn.text, project)
+
+    def run_text(self, turn: Turn, text: str, project: dict[str, Any] | None) -> Iterable[Reply]:
+        """Return the replies of the chat command written in `text`."""
+        name, args = parse_command(text)
+        if not name:
+            return [Text("Say `help` to see what I can do.")]
+        command = self.commands.get(name)
+        if command is None:
+            context = Context(turn, text, self, project)
+            for fallback in self.fallbacks:
+                replies = fallback(context)
+                if replies is not None:
+                    return replies
+            return [
+                Text(f"I don't know the command `{name}`.", tone="warning"),
+                *help_replies(self, project),
+            ]
+        if not text.lstrip().startswith("/"):
+            for claim in self.claims:
+                replies = claim(Context(turn, text, self, project), command)
+                if replies is not None:
+                    return replies
+        if command.handler is None:
+            return [
+                Text(
+                    f"`{name}` is not available yet in this version of Ladder. "
+                    "Say `help` to see what works today.",
+                    tone="warning",
+                )
+            ]
+        return command.handler(Context(turn, args, self, project))
+
+
+def parse_command(text: str) -> tuple[str, str]:
+    """Return (command name, the rest) from a chat message.
+
+    A leading `/` and a leading `ladder ` are ignored, so `/ladder help` and `help` agree.
+    """
+    text = text.strip().lstrip("/").strip()
+    if text.lower().startswith("ladder ") or text.lower() == "ladder":
+        text = text[6:].strip()
+    if not text:
+        return "", ""
+    head, _, rest = text.partition(" ")
+    return head.lower(), rest.strip()
+
+
+# -- core commands --------------------------------------------------------------------------
+
+INTRO = (
+    "**Ladder** helps your team decide how to customise an LLM (prompting, then RAG, then LoRA "
+    "fine-tuning) and proves the decision in this chat: an interview recommends the rung, a RAG "
+    "baseline answers from your documents, LoRA jobs train on your data, and a blind arena lets "
+    "the team vote."
+)
+
+# The capabilities on the roadmap; a landed capability replaces its placeholder here.
+_ROADMAP: list[Command] = [  # capabilities announced in `help` before they land (none left)
+]
+
+
+def help_replies(engine: Engine, project: dict[str, Any] | None) -> list[Reply]:
+    """Return the help card: what Ladder is and every capability with its status."""
+    rows = []
+    for command in engine.commands.values():
+        status = "ready" if command.handler else "coming soon"
+        rows.append((command.group, command.usage, command.summary, status))
+    order = ["Projects", "Decide", "RAG", "Train", "Arena"]
+    rows.sort(key=lambda r: order.index(r[0]) if r[0] in order else len(order))
+    where = (
+        f"Current project: **{project['name']}**."
+        if project
+        else "No project here yet: start with `new NAME`."
+    )
+    return [
+        Text(INTRO),
+        Table(("area", "command", "what it does", "status"), tuple(rows), title="Capabilities"),
+        Text(where),
+    ]
+
+
+def _help(ctx: Context) -> list[Reply]:
+    name = ctx.args.strip().lower()
+    if name:
+        command = ctx.engine.commands.get(name)
+        if command is None:
+            raise LadderError(f"there is no command `{name}`; say `help` to list them")
+        status = "" if command.handler else " (not available yet)"
+        return [Text(f"`{command.usage}`: {command.summary}{status}.")]
+    return help_replies(ctx.engine, ctx.project)
+
+
+def _run_command_action(ctx: Context, payload: dict[str, Any]) -> Iterable[Reply]:
+    # A command button behaves exactly as if the user had typed the command.
+    return ctx.engine.run_text(ctx.turn, payload["text"], ctx.project)
+
+
+def _core_commands() -> list[Command]:
+    return [Command("help", "help [COMMAND]", "Show what Ladder can do", "Projects", _help)]

@@ -1,0 +1,181 @@
+"""Settings: every field is a `LADDER_*` environment variable, also read from a `.env` file.
+
+The README's settings table is checked against this model by tests, so add help text to each
+field you add. Secrets are `SecretStr`: they print as `**********` and never reach logs or chat.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Ladder's resolved configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LADDER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    home: Path = Field(
+        default_factory=lambda: default_home(),
+        description="Folder that holds all state: the SQLite store, Chroma, adapters and logs. Defaults to "
+        "the user's data folder ($XDG_DATA_HOME/ladder, else ~/.local/share/ladder), so every command "
+        "finds the same state from any folder.",
+    )
+    log_level: str = Field(
+        "INFO",
+        description="Log level for the log file under LADDER_HOME/logs (DEBUG, INFO, WARNING, ERROR).",
+    )
+    user: str | None = Field(
+        None,
+        description="Who you are in `ladder chat` and the CLI; defaults to your login name.",
+    )
+    embedder: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="Embedding model for RAG: a Hugging Face id already in the local cache, a local folder, or `lexical` for the built-in offline embedder (also the fallback).",
+    )
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL (from `chroma run`); unset uses an embedded Chroma under LADDER_HOME."
+    )
+    chunk_size: int = Field(800, ge=100, le=8000, description="RAG chunk size in characters; bigger keeps more context per passage, smaller retrieves more precisely.")
+    chunk_overlap: int = Field(120, ge=0, le=2000, description="Characters shared by neighbouring chunks so sentences are not cut in half.")
+    max_document_mb: float = Field(20.0, gt=0, description="Largest document accepted for RAG, in MB; bigger files are refused by name.")
+    retrieval: Literal["hybrid", "dense"] = Field(
+        "hybrid", description="RAG retrieval: `hybrid` fuses BM25 and embedding ranks (reciprocal rank fusion); `dense` uses embeddings only."
+    )
+    inference_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) that writes RAG answers; unset returns passages only."
+    )
+    inference_model: str = Field("base", description="Model name sent to LADDER_INFERENCE_URL for base answers.")
+    inference_api_key: SecretStr | None = Field(None, description="API key for LADDER_INFERENCE_URL, if it needs one. Secret.")
+    inference_timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for the inference endpoint before giving up.")
+    base_model: str = Field(
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        description="Default base model for training and answers: a Hugging Face id already in the cache, or a local folder.",
+    )
+    max_adapters: int = Field(4, ge=1, le=64, description="Adapters the model server keeps loaded at once (least recently used are unloaded).")
+    trainers: list[str] = Field(
+        default_factory=list,
+        description='Chat users allowed to launch training jobs (JSON list of ids, e.g. ["U123", "alice"]); unset allows only the local terminal.',
+    )
+    pii_allow: list[str] = Field(
+        default_factory=list,
+        description='Email addresses or domains the dataset doctor does not count as personal data (JSON list), e.g. '
+        '["support@acme.com", "acme.com"] for the company\'s own support address.',
+    )
+    gpu_prices: dict[str, float] = Field(
+        default_factory=dict,
+        description='JSON map of GPU name to USD per hour overriding the estimate table, e.g. {"A100-80GB": 1.6}.',
+    )
+    slack_bot_token: SecretStr | None = Field(
+        None, description="Slack bot token (xoxb-...). Secret: never printed or logged."
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Slack signing secret used to verify requests. Secret."
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, description="Slack app-level token (xapp-...) for Socket Mode. Secret."
+    )
+    discord_token: SecretStr | None = Field(
+        None, description="Discord bot token. Secret: never printed or logged."
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        # Stored paths (adapters, datasets) derive from it: absolute, so they work from any folder.
+        return Path(os.path.abspath(Path(value).expanduser()))
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError(f"unknown log level {value!r}; use DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info) -> int:
+        size = info.data.get("chunk_size")
+        if size is not None and value >= size:
+            raise ValueError(f"overlap {value} must be smaller than LADDER_CHUNK_SIZE ({size})")
+        return value
+
+    @field_validator("gpu_prices")
+    @classmethod
+    def _prices_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        # GPU names are checked against the estimate table where prices are used (estimates.gpu_table).
+        for name, price in value.items():
+            if price < 0:
+                raise ValueError(f"price for {name} must not be negative")
+        return value
+
+    @property
+    def db_path(self) -> Path:
+        """Path of the SQLite store inside `home`."""
+        return self.home / "ladder.db"
+
+    @property
+    def log_path(self) -> Path:
+        """Path of the log file inside `home`."""
+        return self.home / "logs" / "ladder.log"
+
+    def secret_values(self) -> list[str]:
+        """Return the plain values of every configured secret, for log redaction."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
+
+    def public_view(self) -> dict[str, object]:
+        """Return every setting as plain JSON-able values, with secrets masked."""
+        view: dict[str, object] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                view[name] = "**********" if value.get_secret_value() else None
+            elif isinstance(value, Path):
+                view[name] = str(value)
+            else:
+                view[name] = value
+        return view
+
+
+def default_home() -> Path:
+    """Return the user's data folder for Ladder, as CLIs like `llm` and `gh` keep their state:
+    $XDG_DATA_HOME/ladder, else ~/.local/share/ladder (%LOCALAPPDATA%\\ladder on Windows)."""
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "ladder"
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "ladder"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Return settings from the environment and `.env`, with `overrides` on top.
+
+    Raises LadderError when a value does not validate, naming the variable and the fix.
+    """
+    from pydantic import ValidationError
+
+    from bot.core.errors import LadderError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise LadderError(
+            f"setting LADDER_{field.upper()} is invalid ({first['msg']}); fix it in the "
+            "environment or .env"
+        ) from None

@@ -1,0 +1,120 @@
+"""The RAG rung in chat: `rag add` (attach files), `rag status`, `rag forget`, `rag reindex`
+and `ask QUESTION`, which answers with numbered sources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from bot.arena.battles import base_model_for
+from bot.chat.engine import Command, Context, Engine
+from bot.chat.messages import Progress, Reply, Table, Text
+from bot.core.errors import LadderError
+from bot.serving.client import client_for
+
+RAG_USAGE = "rag add|status|forget SOURCE|reindex"
+
+
+def install(engine: Engine) -> None:
+    """Add the RAG commands to `engine`."""
+    engine.add_command(Command("rag", RAG_USAGE, "Build a RAG baseline from your documents", "RAG", rag_command))
+    engine.add_command(Command("ask", "ask QUESTION", "Answer from your documents, with numbered sources", "RAG", ask_command))
+
+
+def _kb(ctx: Context):
+    from rag.index import KnowledgeBase
+
+    return KnowledgeBase(ctx.settings, ctx.store)
+
+
+def rag_command(ctx: Context) -> Iterator[Reply]:
+    project = ctx.require_project()
+    step, _, rest = ctx.args.strip().partition(" ")
+    step = step.lower() or "status"
+    kb = _kb(ctx)
+    if step == "add":
+        yield from _add(ctx, kb, project)
+    elif step == "status":
+        yield from status_replies(kb.status(project))
+    elif step == "forget":
+        source = rest.strip()
+        if not source:
+            raise LadderError("name the document: `rag forget refunds.md` (`rag status` lists them)")
+        removed = kb.forget(project, source, ctx.user)
+        yield Text(f"Forgot **{source}** ({removed} chunks).", tone="success")
+    elif step == "reindex":
+        yield Progress("rag-reindex", "Re-embedding every chunk…")
+        result = kb.reindex(project, ctx.user)
+        yield Progress("rag-reindex", f"Re-indexed {result['chunks']} chunks with {result['embedder']}.", 1, 1, done=True)
+    else:
+        raise LadderError(f"unknown rag step {step!r}; use `{RAG_USAGE}`")
+
+
+def _add(ctx: Context, kb, project: dict[str, Any]) -> Iterator[Reply]:
+    files = [(f.path, f.name) for f in ctx.turn.files]
+    if not files:
+        raise LadderError("attach the documents to add (in the terminal: `rag add @docs/handbook.md @faq.pdf`)")
+    ingestion = kb.ingest(project, files, ctx.user)
+    for done, total, source in ingestion.steps():
+        label = f"Ingesting {source}" if source else "Ingesting"
+        yield Progress("rag-add", f"{label} ({done}/{total})", done, total, done=done == total)
+    report = ingestion.report
+    if report.note:
+        yield Text(report.note, tone="warning")
+    tone = "success" if not report.refused else "warning"
+    yield Text(f"{report.summary()}.", tone=tone)
+    for refusal in report.refused:
+        yield Text(f"Refused {refusal['reason']}", tone="error")
+
+
+def ask_command(ctx: Context) -> list[Reply]:
+    from rag.answer import answer
+
+    project = ctx.require_project()
+    question = ctx.args.strip()
+    if not question:
+        raise LadderError("ask a question: `ask what is the refund policy?`")
+    hits = _kb(ctx).retrieve(project, question, k=4)
+    try:  # LADDER_INFERENCE_URL, else the embedded server when the base model is on disk
+        client = client_for(ctx.settings, ctx.store, base_model_for(ctx.settings, ctx.store, project))
+    except LadderError:
+        client = None
+    return answer_replies(answer(question, hits, client.chat if client else None))
+
+
+def answer_replies(result: dict[str, Any]) -> list[Reply]:
+    """Return an answer and its numbered sources as replies."""
+    replies: list[Reply] = []
+    if result["answer"]:
+        replies.append(Text(result["answer"]))
+    elif result.get("note"):
+        replies.append(Text(result["note"], tone="warning"))
+    lines = []
+    for number, source in enumerate(result["sources"], 1):
+        where = source["source"] + (f", p. {source['page']}" if source.get("page") else "")
+        where += f" · {source['section']}" if source.get("section") else ""
+        snippet = " ".join(source["text"].split())
+        snippet = snippet if len(snippet) <= 220 else snippet[:217] + "…"
+        lines.append(f"[{number}] **{where}** (score {source['score']:.3f}): {snippet}")
+    replies.append(Text("**Sources**\n\n" + "\n\n".join(lines)))
+    return replies
+
+
+def status_replies(status: dict[str, Any]) -> list[Reply]:
+    """Return a project's RAG status as replies."""
+    if not status["documents"]:
+        return [Text(f"No documents in {status['project']} yet: `rag add` with files attached.")]
+    rows = tuple(
+        (d["source"], str(d["chunks"]), f"{d['size_bytes'] / 1000:.1f} kB", d["ingested_at"][:16])
+        for d in status["documents"]
+    )
+    replies: list[Reply] = [
+        Table(("document", "chunks", "size", "ingested"), rows, title=f"Documents in {status['project']}"),
+        Text(
+            f"{status['document_count']} documents, {status['chunk_count']} chunks · embedder {status['embedder']} · "
+            f"retrieval {status['retrieval']} · Chroma {status['chroma']}"
+        ),
+    ]
+    if status.get("embedder_note"):
+        replies.append(Text(status["embedder_note"], tone="warning"))
+    return replies

@@ -1,0 +1,139 @@
+"""The one client for inference: OpenAI-compatible chat completions over HTTP.
+
+Pointing LADDER_INFERENCE_URL at `ladder serve models`, vLLM (`--enable-lora`) or LoRAX is
+configuration, not code.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from bot.core.config import Settings
+from bot.core.errors import LadderError
+
+logger = logging.getLogger("ladder.inference")
+
+
+@dataclass
+class InferenceClient:
+    """Chat completions against `base_url` (which ends in /v1)."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    timeout_s: float = 120.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "InferenceClient | None":
+        """Return a client for LADDER_INFERENCE_URL, or None when it is not set."""
+        if not settings.inference_url:
+            return None
+        key = settings.inference_api_key.get_secret_value() if settings.inference_api_key else None
+        return cls(settings.inference_url.rstrip("/"), settings.inference_model, key, settings.inference_timeout_s)
+
+    def chat(self, messages: list[dict[str, str]], model: str | None = None, **params) -> str:
+        """Return the assistant's reply text. Raises LadderError when the server fails."""
+        return self.complete(messages, model, **params).text
+
+    def complete(self, messages: list[dict[str, str]], model: str | None = None, **params) -> "Completion":
+        """Return the reply with its latency and token counts. Raises LadderError when the server fails
+        (an unknown model is named in the message)."""
+        started = time.perf_counter()
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        body = {"model": model or self.model, "messages": messages, **params}
+        try:
+            response = httpx.post(f"{self.base_url}/chat/completions", json=body, headers=headers, timeout=self.timeout_s)
+        except httpx.TimeoutException:
+            raise LadderError(
+                f"the inference server at {self.base_url} did not answer within {self.timeout_s:g} s; "
+                "check it is running or raise LADDER_INFERENCE_TIMEOUT_S"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise LadderError(
+                f"could not reach the inference server at {self.base_url} ({type(exc).__name__}); "
+                "check LADDER_INFERENCE_URL or start `ladder serve models`"
+            ) from None
+        if response.status_code == 404:
+            raise LadderError(f"the inference server does not serve model {body['model']!r}; "
+                              "`ladder adapters list --project P` shows the adapters")
+        if response.status_code != 200:
+            logger.warning("inference error %s: %s", response.status_code, response.text[:500])
+            raise LadderError(
+                f"the inference server at {self.base_url} answered HTTP {response.status_code} for model "
+                f"{body['model']!r}; check the model name (LADDER_INFERENCE_MODEL) and the server log"
+            )
+        try:
+            data = response.json()
+            text = data["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise LadderError(
+                f"the inference server at {self.base_url} sent a reply that is not an OpenAI chat completion"
+            ) from None
+        usage = data.get("usage") or {}
+        return Completion(text, body["model"], round((time.perf_counter() - started) * 1000, 1),
+                          int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answer with what it cost."""
+
+    text: str
+    model: str
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
+_embedded: dict[str, str] = {}
+_embedded_lock = threading.Lock()
+
+
+def embedded_client(settings: Settings, store, base_model: str | None = None) -> InferenceClient:
+    """Return a client for the in-process model server of `base_model` (default
+    LADDER_BASE_MODEL), starting it on first use.
+
+    `ladder chat` uses it when LADDER_INFERENCE_URL is unset. Raises LadderError when the base
+    model is not on disk.
+    """
+    from bot.serving.host import ModelHost
+    from bot.serving.http import make_server
+    from bot.serving.registry import registry_from_store
+
+    base_model = base_model or settings.base_model
+    with _embedded_lock:
+        key = f"{base_model}@{settings.home}"
+        if key not in _embedded:
+            lookup, names = registry_from_store(store)  # Store connections are per thread
+            host = ModelHost(base_model, lookup, settings.max_adapters, names)
+            server = make_server(host, "127.0.0.1", 0)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            _embedded[key] = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        return InferenceClient(_embedded[key], "base", None, settings.inference_timeout_s)
+
+
+def embedded_running(settings: Settings, base_model: str | None = None) -> bool:
+    """Return True when the in-process server for `base_model` is already up (no load to wait for)."""
+    return f"{base_model or settings.base_model}@{settings.home}" in _embedded
+
+
+def client_for(settings: Settings, store, base_model: str | None = None) -> InferenceClient:
+    """Return the client for generation: LADDER_INFERENCE_URL when set, else the embedded server
+    of `base_model` (default LADDER_BASE_MODEL).
+
+    Raises LadderError when neither is available (no URL and the base model is not on disk).
+    """
+    client = InferenceClient.from_settings(settings)
+    if client is not None:
+        return client
+    try:
+        return embedded_client(settings, store, base_model)
+    except LadderError as exc:
+        raise LadderError(
+            f"no model can answer: LADDER_INFERENCE_URL is unset and the embedded server cannot start ({exc.message})"
+        ) from None

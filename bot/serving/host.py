@@ -1,0 +1,323 @@
+"""The model host: one base model in memory plus hot-loaded LoRA adapters, and generation.
+
+The base model is loaded once; adapters from the registry are loaded with peft's
+`load_adapter`, switched with `set_adapter` and capped by an LRU of resident adapters. A batch
+may mix adapters (peft's mixed-adapter `generate`), and streaming always joins its generation
+thread before the model lock is released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.core.errors import LadderError
+
+logger = logging.getLogger("ladder.serving")
+# bitsandbytes warns about an optional "kernels" download when peft imports it; it is harmless
+# and installing `kernels` would fetch from the hub.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+BASE = "base"
+PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+
+
+class UnknownModel(LadderError):
+    """The requested model is neither the base nor a registered adapter (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """One registered adapter: its registry id, canonical name (PROJECT/NAME), files and base."""
+
+    name: str
+    path: Path
+    base_revision: str | None
+    id: int = 0
+
+    @property
+    def key(self) -> str:
+        """The peft adapter name: the registry id and the path, so a deleted or re-trained
+        adapter (a new id, a new folder) is never served from an old load."""
+        digest = hashlib.sha1(str(self.path).encode()).hexdigest()[:8]
+        return f"adapter_{self.id}_{digest}"
+
+
+@dataclass
+class GenRequest:
+    """One chat completion to generate."""
+
+    model: str
+    messages: list[dict[str, str]]
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    min_tokens: int = 0  # vLLM's extension: generate at least this many tokens before EOS may end it
+    include_usage: bool = False  # stream_options.include_usage: a last chunk carries the token counts
+
+    @property
+    def sampling(self) -> tuple:
+        """Requests with equal sampling settings can share one generate call."""
+        return (self.temperature > 0, round(self.temperature, 4), round(self.top_p, 4), self.seed, self.min_tokens)
+
+
+@dataclass
+class GenResult:
+    """Generated text with its token counts and why it stopped."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+class ModelHost:
+    """One base model in memory plus up to `max_adapters` resident adapters."""
+
+    def __init__(self, base_model: str, registry: Callable[[str], AdapterRef | None], max_adapters: int = 4,
+                 names: Callable[[], list[str]] | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from trainer.hub import resolve_base_model
+
+        self.base_id = base_model
+        self.base_dir, self.revision = resolve_base_model(base_model)
+        self.registry = registry
+        self.names = names or (lambda: [])
+        self.max_adapters = max(1, max_adapters)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base_dir, local_files_only=True)
+        self.tokenizer.padding_side = "left"  # generation appends on the right
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(self.base_dir, dtype=dtype, local_files_only=True).to(self.device)
+        self.model.eval()
+        self.resident: OrderedDict[str, AdapterRef] = OrderedDict()
+        self.lock = threading.RLock()  # generation and adapter changes never interleave
+
+    # -- adapters -------------------------------------------------------------------------
+
+    def ensure(self, model: str) -> str:
+        """Make `model` resident (loading, evicting the least recently used); return the peft name.
+
+        The registry is asked on every call, so `NAME` and `PROJECT/NAME` share one load and a
+        deleted or re-trained adapter is never answered from memory. Raises UnknownModel for a
+        name the registry does not know, LadderError for an adapter trained on another base model.
+        """
+        if model == BASE:
+            return PEFT_BASE
+        ref = self.registry(model)
+        if ref is None:
+            raise UnknownModel(f"model {model!r} is not served here: it is neither 'base' nor a registered adapter; "
+                               "`ladder adapters list --project P` shows the adapters")
+        if ref.base_revision and ref.base_revision != self.revision:
+            raise LadderError(f"adapter {model!r} was trained on another base model ({ref.base_revision}); this "
+                              f"server runs {self.base_id} ({self.revision})")
+        with self.lock:
+            if ref.key in self.resident:
+                self.resident.move_to_end(ref.key)
+                return ref.key
+            from peft import PeftModel
+
+            stale = [key for key, old in self.resident.items() if old.name == ref.name]  # an older generation
+            while stale or len(self.resident) >= self.max_adapters:
+                evicted = stale.pop() if stale else next(iter(self.resident))
+                del self.resident[evicted]
+                self.model.delete_adapter(evicted)
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(str(ref.path), adapter_name=ref.key)
+                if self.model.active_adapter not in self.model.peft_config:  # the active one was evicted
+                    self.model.set_adapter(ref.key)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(ref.path), adapter_name=ref.key)
+                self.model.eval()
+            self.resident[ref.key] = ref
+            return ref.key
+
+    def activate(self, model: str) -> None:
+        """Switch the active adapter (the fast path when it is already resident)."""
+        with self.lock:
+            key = self.ensure(model)
+            if key != PEFT_BASE:
+                self.model.set_adapter(key)
+
+    def models(self) -> list[str]:
+        """Return the ids this server answers to."""
+        return [BASE, *self.names()]
+
+    # -- generation -----------------------------------------------------------------------
+
+    def _prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"]
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        """Generate every request in one batched call (requests must share sampling settings)."""
+        import torch
+
+        distinct = {r.model for r in requests} - {BASE}
+        if len(distinct) > self.max_adapters:  # more adapters than may be resident: split the batch
+            half = len(requests) // 2
+            return self.generate(requests[:half]) + self.generate(requests[half:])
+        with self.lock:
+            keys = [self.ensure(r.model) for r in requests]
+            prompts = [self._prompt_ids(r.messages) for r in requests]
+            batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
+            first = requests[0]
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": max(r.max_tokens for r in requests),
+                "min_new_tokens": first.min_tokens,
+                "pad_token_id": self.tokenizer.pad_token_id,
+                "do_sample": first.temperature > 0,
+            }
+            if first.temperature > 0:
+                kwargs.update(temperature=first.temperature, top_p=first.top_p)
+            if first.seed is not None:
+                torch.manual_seed(first.seed)
+            from peft import PeftModel
+
+            with torch.no_grad():
+                if isinstance(self.model, PeftModel):
+                    if all(k == PEFT_BASE for k in keys):
+                        with self.model.disable_adapter():  # base answers: the adapters switched off
+                            output = self.model.generate(**batch, **kwargs)
+                    else:
+                        output = self.model.generate(**batch, adapter_names=keys, **kwargs)
+                else:
+                    output = self.model.generate(**batch, **kwargs)
+        results = []
+        width = batch["input_ids"].shape[1]
+        eos = self.tokenizer.eos_token_id
+        for request, prompt, row in zip(requests, prompts, output, strict=True):
+            new = row[width:].tolist()
+            if eos in new:
+                new = new[: new.index(eos)]
+                reason = "stop"
+            else:
+                reason = "length"
+            new = [t for t in new if t != self.tokenizer.pad_token_id][: request.max_tokens]
+            if len(new) == request.max_tokens and reason != "stop":
+                reason = "length"
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            for stop in request.stop:
+                if stop and stop in text:
+                    text, reason = text[: text.index(stop)], "stop"
+            results.append(GenResult(text, len(prompt), len(new), reason))
+        return results
+
+    def stream(self, request: GenRequest, outcome: dict[str, Any]) -> Iterator[str]:
+        """Yield the answer's text as it is generated; fill `outcome` with the token counts and
+        the finish reason once it ends.
+
+        The lock is held from start to end, and the generation thread is always joined before it
+        is released: closing the iterator early (a client that went away) stops generation at
+        the next token. Raises GenerationFailed when generation fails part-way.
+        """
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        class Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        class CountingStreamer(TextIteratorStreamer):
+            """Streams text and counts the generated tokens, keeping the last one."""
+
+            generated = 0
+            last_token: int | None = None
+
+            def put(self, value) -> None:
+                if not (self.skip_prompt and self.next_tokens_are_prompt):
+                    tokens = value.reshape(-1).tolist()
+                    self.generated += len(tokens)
+                    self.last_token = tokens[-1] if tokens else self.last_token
+                super().put(value)
+
+        stop = threading.Event()
+        failure: list[BaseException] = []
+        with self.lock:
+            self.activate(request.model)
+            prompt = self._prompt_ids(request.messages)
+            streamer = CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+            kwargs = {"input_ids": torch.tensor([prompt], device=self.device), "max_new_tokens": request.max_tokens,
+                      "min_new_tokens": request.min_tokens, "streamer": streamer,
+                      "pad_token_id": self.tokenizer.pad_token_id, "do_sample": request.temperature > 0,
+                      "stopping_criteria": StoppingCriteriaList([Stop()])}
+            if request.temperature > 0:
+                kwargs.update(temperature=request.temperature, top_p=request.top_p)
+            if request.seed is not None:
+                torch.manual_seed(request.seed)
+            from peft import PeftModel
+
+            def run() -> None:
+                try:
+                    with torch.no_grad():
+                        if request.model == BASE and isinstance(self.model, PeftModel):
+                            with self.model.disable_adapter():
+                                self.model.generate(**kwargs)
+                        else:
+                            self.model.generate(**kwargs)
+                except BaseException as exc:  # re-raised in the caller's thread below
+                    failure.append(exc)
+                finally:
+                    streamer.end()  # the reader always gets its end, even when generate failed
+
+            worker = threading.Thread(target=run, daemon=True, name="ladder-generate")
+            worker.start()
+            stopped_by_string = False
+            try:
+                for piece, stopped_by_string in _until_stop(streamer, request.stop):
+                    if piece:
+                        yield piece
+                    if stopped_by_string:
+                        break
+            finally:
+                stop.set()  # a no-op when generation ended by itself
+                worker.join()
+        if failure:
+            raise GenerationFailed(f"generation failed part-way ({type(failure[0]).__name__})") from failure[0]
+        eos = streamer.last_token == self.tokenizer.eos_token_id
+        outcome.update(prompt_tokens=len(prompt), completion_tokens=streamer.generated,
+                       finish_reason="length" if not (eos or stopped_by_string) and streamer.generated >= request.max_tokens
+                       else "stop")
+
+
+class GenerationFailed(LadderError):
+    """Generation failed after it started; the details are in the server log."""
+
+
+def _until_stop(pieces: Iterator[str], stops: list[str]) -> Iterator[tuple[str, bool]]:
+    """Yield (text, stopped) from streamed pieces, ending at the first stop string.
+
+    The last len(longest stop) - 1 characters are held back until they cannot begin a stop
+    string, so a stop split across pieces is still caught and never shown.
+    """
+    stops = [s for s in stops if s]
+    if not stops:
+        for piece in pieces:
+            yield piece, False
+        return
+    hold = max(len(s) for s in stops) - 1
+    buffer = ""
+    for piece in pieces:
+        buffer += piece
+        hits = [buffer.index(s) for s in stops if s in buffer]
+        if hits:
+            yield buffer[: min(hits)], True
+            return
+        if len(buffer) > hold:
+            cut = len(buffer) - hold
+            yield buffer[:cut], False
+            buffer = buffer[cut:]
+    yield buffer, False
+
+

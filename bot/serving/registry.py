@@ -1,0 +1,45 @@
+"""The adapter registry as the model server sees it: names to adapter folders, read from SQLite."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.serving.host import AdapterRef
+
+
+def registry_from_store(store) -> tuple[Callable[[str], AdapterRef | None], Callable[[], list[str]]]:
+    """Return (lookup, names) over the adapters table: "name" (when unique) or "project/name".
+
+    `lookup` reads the registry on every call (one small query), so the server always answers
+    with the adapter registered now.
+    """
+    revisions: dict[str, str | None] = {}
+
+    def rows():
+        return list(store.db.query(
+            "SELECT adapters.id, adapters.name, adapters.path, projects.name AS project FROM adapters "
+            "JOIN projects ON projects.id = adapters.project_id"
+        ))
+
+    def revision(path: Path) -> str | None:
+        if str(path) not in revisions:
+            summary = path.parent / "ladder.json"
+            revisions[str(path)] = (json.loads(summary.read_text()).get("base_model", {}).get("revision")
+                                    if summary.exists() else None)
+        return revisions[str(path)]
+
+    def lookup(model: str) -> AdapterRef | None:
+        project, _, name = model.rpartition("/")
+        matches = [r for r in rows() if r["name"] == name and (not project or r["project"] == project)]
+        if len(matches) != 1:
+            return None
+        row = matches[0]
+        path = Path(row["path"])
+        return AdapterRef(f"{row['project']}/{row['name']}", path, revision(path), row["id"])
+
+    def names() -> list[str]:
+        return sorted(f"{r['project']}/{r['name']}" for r in rows())
+
+    return lookup, names

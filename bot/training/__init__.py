@@ -1,0 +1,1 @@
+"""LoRA jobs: the queue and worker (`jobs`), and training in chat (`chat`)."""

@@ -1,0 +1,165 @@
+"""The OpenAI-compatible model server: the official client, hot swap and the LRU cap, batching,
+failures mid-stream, clients that hang up, usage and finish reasons, and re-trained adapters.
+Real peft adapters and a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+from arenaworld import PROMPT, ask
+
+from bot.serving.host import ModelHost
+
+
+def test_openai_client_lists_models_and_completes(world):
+    client = openai.OpenAI(base_url=world["url"], api_key="not-needed")
+    assert {m.id for m in client.models.list().data} == {"base", "arena/alpha", "arena/beta"}
+    reply = client.chat.completions.create(model="arena/alpha", messages=PROMPT, max_tokens=8, temperature=0)
+    assert reply.choices[0].message.content.startswith("alpha")
+    assert reply.usage.completion_tokens > 0 and reply.usage.prompt_tokens > 10
+    pieces = [chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+        model="arena/beta", messages=PROMPT, max_tokens=8, temperature=0, stream=True)]
+    assert "".join(pieces).startswith("beta beta")
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="arena/gamma", messages=PROMPT, max_tokens=4)
+    assert "'arena/gamma' is not served here" in str(missing.value)
+    with pytest.raises(openai.BadRequestError, match="max_tokens must be between 1 and 8192"):
+        client.chat.completions.create(model="base", messages=PROMPT, max_tokens=0)
+
+
+def test_hot_swap_two_adapters_and_base_give_different_answers(world):
+    client = openai.OpenAI(base_url=world["url"], api_key="x")
+    answers = {m: ask(client, m) for m in ("arena/alpha", "base", "arena/beta", "arena/alpha")}
+    assert answers["arena/alpha"].startswith("alpha") and answers["arena/beta"].startswith("beta")
+    assert answers["base"] != answers["arena/alpha"] and not answers["base"].startswith(("alpha", "beta"))
+    # Concurrent requests share one mixed-adapter batch and give the same answers as one by one.
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda m: ask(client, m), ["base", "arena/alpha", "arena/beta"]))
+    assert together == [answers["base"], answers["arena/alpha"], answers["arena/beta"]]
+
+
+def test_lru_cap_unloads_the_least_recent_adapter(world, tiny_model_dir):
+    host = ModelHost(str(tiny_model_dir), world["host"].registry, max_adapters=1, names=world["host"].names)
+    host.activate("arena/alpha")
+    host.activate("arena/beta")
+    assert [ref.name for ref in host.resident.values()] == ["arena/beta"]
+    from bot.serving.host import GenRequest
+
+    [alpha] = host.generate([GenRequest("arena/alpha", PROMPT, max_tokens=6, temperature=0)])
+    assert alpha.text.startswith("alpha") and [ref.name for ref in host.resident.values()] == ["arena/alpha"]
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture
+def server_log():
+    handler = Records()
+    logger = logging.getLogger("ladder.serving")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield handler.records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def timed_answer(url: str, model: str = "base", max_tokens: int = 4) -> float:
+    started = time.perf_counter()
+    reply = httpx.post(f"{url}/chat/completions", json={"model": model, "messages": PROMPT, "max_tokens": max_tokens,
+                                                         "min_tokens": max_tokens, "temperature": 0}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    return time.perf_counter() - started
+
+
+def test_generation_failing_mid_stream_sends_an_error_event_and_frees_the_server(world, server_log):
+    host = world["host"]
+    base = host.model.get_base_model() if hasattr(host.model, "get_base_model") else host.model
+    calls = {"n": 0}
+
+    def fail_on_the_fifth_token(module, args):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("the GPU fell off the bus")
+
+    hook = base.model.layers[0].register_forward_pre_hook(fail_on_the_fifth_token)
+    try:
+        with httpx.stream("POST", f"{world['url']}/chat/completions", timeout=30, json={
+                "model": "base", "messages": PROMPT, "max_tokens": 50, "min_tokens": 50, "stream": True}) as response:
+            assert response.status_code == 200
+            events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    finally:
+        hook.remove()
+    contents = [json.loads(e) for e in events if e != "[DONE]"]
+    assert any(c.get("choices") and c["choices"][0]["delta"].get("content") for c in contents)  # it had started
+    error = contents[-1]["error"]
+    assert error["type"] == "server_error" and "incident" in error["message"]
+    assert "[DONE]" not in events and not any('"status"' in e or "500" in e for e in events)
+    assert timed_answer(world["url"]) < 5  # the lock was released: the next request is served at once
+    failures = [r for r in server_log if "failed" in r.getMessage()]
+    assert len(failures) == 1 and "GPU fell off" in str(failures[0].exc_info[1])  # the cause is in the log
+
+
+def test_a_client_that_disconnects_stops_the_generation(world, server_log):
+    url = world["url"]
+    started = time.perf_counter()
+    tenth = timed_answer(url, max_tokens=400)  # the time for a tenth of the abandoned answer
+    body = {"model": "base", "messages": PROMPT, "max_tokens": 4000, "min_tokens": 4000, "stream": True}
+    with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=30) as response:
+        for line in response.iter_lines():
+            if '"content"' in line and '"content": ""' not in line:
+                break  # got some text; now hang up mid-stream
+    # Served before the abandoned 4,000 tokens would have finished (~10x the 400-token answer).
+    assert timed_answer(url) < 3 * tenth
+    time.sleep(0.3)
+    left = [r for r in server_log if "left a stream" in r.getMessage() or "disconnected" in r.getMessage()]
+    assert len(left) == 1 and left[0].exc_info is None  # one line, no traceback
+    assert not any(r.exc_info for r in server_log if r.created > started)
+
+
+def test_usage_in_streams_and_the_finish_reason(world):
+    client = openai.OpenAI(base_url=world["url"], api_key="x")
+    chunks = list(client.chat.completions.create(model="base", messages=PROMPT, max_tokens=5, extra_body={"min_tokens": 5},
+                                                 temperature=0, stream=True, stream_options={"include_usage": True}))
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]  # stopped by max_tokens
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 5
+    assert chunks[-1].usage.prompt_tokens > 10
+    plain = list(client.chat.completions.create(model="base", messages=PROMPT, max_tokens=5, stream=True))
+    assert all(c.usage is None for c in plain)
+    # A stop string ends the answer early, with finish_reason "stop", and is never shown.
+    full = ask(client, "arena/beta")
+    assert full.startswith("beta beta")
+    stopped = list(client.chat.completions.create(model="arena/beta", messages=PROMPT, max_tokens=8, temperature=0,
+                                                  stream=True, stop=[" beta"]))
+    text = "".join(c.choices[0].delta.content or "" for c in stopped if c.choices)
+    assert text == "beta" and [c.choices[0].finish_reason for c in stopped if c.choices][-1] == "stop"
+
+
+def test_a_retrained_adapter_never_serves_stale_weights(world):
+    store, host = world["store"], world["host"]
+    alpha, beta = (store.adapter(world["project"]["id"], n) for n in ("alpha", "beta"))
+    project = store.get_project("stale") or store.create_project("stale", "ana")
+    store.add_adapter(project["id"], None, "gamma", alpha["base_model"], "lora", alpha["path"], {}, "ana")
+    client = openai.OpenAI(base_url=world["url"], api_key="x")
+    assert ask(client, "stale/gamma").startswith("alpha") and ask(client, "gamma").startswith("alpha")
+    assert [ref.name for ref in host.resident.values()].count("stale/gamma") == 1  # NAME and PROJECT/NAME: one load
+    # Deleted, then trained again under the same name (here: other weights in another folder).
+    store.delete_adapter(project["id"], "gamma", "ana")
+    with pytest.raises(openai.NotFoundError):
+        ask(client, "stale/gamma")
+    store.add_adapter(project["id"], None, "gamma", beta["base_model"], "lora", beta["path"], {}, "ana")
+    assert ask(client, "stale/gamma").startswith("beta")
+    assert [ref.name for ref in host.resident.values()].count("stale/gamma") == 1  # the old load was dropped
