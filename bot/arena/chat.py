@@ -1,9 +1,10 @@
-"""The arena in chat: `compare`, vote buttons and the reveal, `leaderboard`, and `eval`."""
+"""The arena in chat: `compare`, vote buttons and the reveal, `leaderboard`, and `eval`.
+
+`compare` and `eval` generate, so they run in the background; their replies reach the chat
+through the outbox."""
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from bot.arena.battles import (
     parse_variants,
     standings,
 )
-from bot.chat.engine import Command, Context, Engine
+from bot.chat.engine import Command, Context, Engine, closing
 from bot.chat.messages import Choices, Progress, Reply, Table, Text
 from bot.core.errors import LadderError
 
@@ -35,20 +36,30 @@ def install(engine: Engine) -> None:
     engine.add_action("arena.vote", _vote)
 
 
-def _arena(ctx: Context, project: dict[str, Any], variants: list[str]) -> Generator[Reply, None, Arena]:
-    """Yield a "loading the model" progress line when the base model still has to load, and
-    return the arena (on the base model the project's adapters were trained on):
-    `arena = yield from _arena(...)`."""
+def _loading(ctx: Context, project: dict[str, Any], variants: list[str]) -> list[Reply]:
+    """Return the "loading the model" line to show at once when the base model (the one the
+    project's adapters were trained on) still has to load in this process, else nothing."""
     from bot.serving.client import embedded_running
 
     base = base_model_for(ctx.settings, ctx.store, project, variants)
-    loading = not ctx.settings.inference_url and not embedded_running(ctx.settings, base)
-    if loading:
-        yield Progress("model", f"Loading the model {Path(base).name}… (the first answer takes a while)")
+    if ctx.settings.inference_url or embedded_running(ctx.settings, base):
+        return []
+    return [Progress(ctx.key("model"), f"Loading the model {Path(base).name}… (the first answer takes a while)")]
+
+
+def _ready(ctx: Context, project: dict[str, Any], variants: list[str],
+           loading: list[Reply]) -> Generator[Reply, None, Arena]:
+    """Open the arena (loading the model if need be), end the "loading" line, and return it:
+    `arena = yield from _ready(...)`."""
     arena = arena_for(ctx.settings, ctx.store, project, variants)
-    if loading:
-        yield Progress("model", f"Model {Path(base).name} loaded.", 1, 1, done=True)
+    for line in loading:
+        yield Progress(line.key, "Model loaded.", 1, 1, done=True)
     return arena
+
+
+def _spawn(ctx: Context, loading: list[Reply], work: Iterator[Reply]) -> None:
+    """Run `work` off the turn; if it fails, the "loading" line shown by the turn ends too."""
+    ctx.spawn(lambda: closing(loading[0].key, work) if loading else work)
 
 
 # -- rendering (shared with the CLI) -----------------------------------------------------------
@@ -96,7 +107,7 @@ def eval_replies(result: dict[str, Any]) -> list[Reply]:
 # -- commands --------------------------------------------------------------------------------
 
 
-def compare_command(ctx: Context) -> Iterator[Reply]:
+def compare_command(ctx: Context) -> list[Reply]:
     project = ctx.require_project()
     words = ctx.args.split()
     show_all = bool(words) and words[0] == "--all"
@@ -113,7 +124,15 @@ def compare_command(ctx: Context) -> Iterator[Reply]:
     if len(pool) == 1:  # one named variant battles the plain base (or RAG when it is the base)
         pool.append("base" if pool[0] != "base" else "rag")
         pool = parse_variants(",".join(pool), ctx.store, project)
-    arena = yield from _arena(ctx, project, pool)
+    loading = _loading(ctx, project, pool)
+    _spawn(ctx, loading, _answer(ctx, project, pool, prompt, show_all, loading))
+    return loading
+
+
+def _answer(ctx: Context, project: dict[str, Any], pool: list[str], prompt: str, show_all: bool,
+            loading: list[Reply]) -> Iterator[Reply]:
+    """Generate the compare's answers (in the background): a blind battle, or every variant."""
+    arena = yield from _ready(ctx, project, pool, loading)
     if show_all:
         answers = arena.answer(project, pool, prompt)
         yield from grid_replies({"prompt": prompt, "answers": [a.to_dict() for a in answers]}, blind=False)
@@ -145,8 +164,8 @@ def leaderboard_command(ctx: Context) -> list[Reply]:
     return leaderboard_replies(board)
 
 
-def eval_command(ctx: Context) -> Iterator[Reply]:
-    from bot.arena.heldout import evaluate, load_items
+def eval_command(ctx: Context) -> list[Reply]:
+    from bot.arena.heldout import load_items
 
     project = ctx.require_project()
     if len(ctx.turn.files) != 1:
@@ -159,41 +178,23 @@ def eval_command(ctx: Context) -> Iterator[Reply]:
         spec = value
     variants = parse_variants(spec if spec != "base" else ",".join(available_variants(ctx.store, project)), ctx.store, project)
     items = load_items(ctx.turn.files[0].path)
-    arena = yield from _arena(ctx, project, variants)
-    updates: queue.Queue = queue.Queue()
-    stop = threading.Event()
+    loading = _loading(ctx, project, variants)
+    key = ctx.key("eval")
+    ctx.spawn(lambda: closing(key, _evaluate(ctx, project, items, variants, loading, key)))
+    return [*loading, Progress(key, f"Evaluating {', '.join(variants)} on {len(items)} items…", 0, None)]
+
+
+def _evaluate(ctx: Context, project: dict[str, Any], items: list[dict[str, Any]], variants: list[str],
+              loading: list[Reply], key: str) -> Iterator[Reply]:
+    """Run the held-out evaluation (in the background), posting progress as answers come."""
+    from bot.arena.heldout import evaluate
+
+    arena = yield from _ready(ctx, project, variants, loading)
+    label = f"Evaluating {', '.join(variants)}"
 
     def progress(done: int, total: int) -> None:
-        if stop.is_set():
-            raise EvalStopped()
-        updates.put(("progress", (done, total)))
+        ctx.post(Progress(key, f"{label}: {done}/{total} answers", done, total))
 
-    def work() -> None:
-        try:
-            updates.put(("done", evaluate(arena, project, items, variants, on_progress=progress)))
-        except EvalStopped:
-            pass
-        except Exception as exc:  # surfaced below through the engine's error handling
-            updates.put(("error", exc))
-
-    detached = "The evaluation was stopped; nothing was saved. Run `eval` again to start over."
-    threading.Thread(target=work, daemon=True, name="ladder-eval").start()
-    try:
-        while True:
-            kind, value = updates.get()
-            if kind == "progress":
-                done, total = value
-                yield Progress("eval", f"Evaluating {', '.join(variants)}: {done}/{total} answers", done, total,
-                               detached=detached)
-            elif kind == "error":
-                raise value
-            else:
-                yield Progress("eval", "Evaluation finished", 1, 1, done=True)
-                yield from eval_replies(value)
-                return
-    finally:
-        stop.set()  # the user stopped following (Ctrl-C): the background evaluation ends too
-
-
-class EvalStopped(Exception):
-    """The chat that asked for an evaluation stopped following it."""
+    result = evaluate(arena, project, items, variants, on_progress=progress)
+    yield Progress(key, "Evaluation finished", 1, 1, done=True)
+    yield from eval_replies(result)

@@ -1,8 +1,10 @@
 """The platform-neutral engine: a `Turn` goes in, `Reply` objects come out.
 
 It knows nothing of Slack, Discord or the terminal. Capabilities plug in as `Command`s
-(`engine.add_command`) and button kinds (`engine.add_action`); adapters call `stream` (to
-render progress as it happens) or `handle` (to get the whole list).
+(`engine.add_command`) and button kinds (`engine.add_action`). A turn returns its immediate
+replies quickly (`handle`, or `stream` to render them as they come); long work is marked
+`background` and runs in the engine's pool, its replies (and a training worker's, from another
+process) reaching the place through the outbox, where each platform's deliverer picks them up.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import importlib
 import logging
 import secrets
 import shlex
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.chat.messages import Choice, Progress, Reply, Table, Text, Turn, reply_text
+from bot.chat.outbox import Outbox
 from bot.core.config import Settings
 from bot.core.errors import LadderError
 from bot.core.store import Store
@@ -69,6 +75,22 @@ class Context:
         project_id = self.project["id"] if self.project else None
         return Choice(self.store.create_action(kind, payload, project_id), label, style)  # type: ignore[arg-type]
 
+    def key(self, what: str) -> str:
+        """Return a message key unique to this turn (`what-3f9a1c`): its progress edits one
+        message, and the same command run later gets its own."""
+        if not hasattr(self, "_run"):
+            self._run = secrets.token_hex(3)
+        return f"{what}-{self._run}"
+
+    def spawn(self, work: Callable[[], Iterable[Reply]]) -> None:
+        """Run `work` in the background; its replies reach this place through the outbox. For a
+        command that answers something at once (a validation, "loading…") and then works."""
+        self.engine.spawn(self, work)
+
+    def post(self, reply: Reply) -> None:
+        """Send `reply` to this place now, through the outbox (progress from background work)."""
+        self.engine.outbox.post(self.turn.place, reply)
+
     def command_button(self, label: str, text: str, style: str = "default") -> Choice:
         """Return a button that runs the chat command `text` when pressed."""
         return self.button(label, "command", {"text": text}, style)
@@ -88,13 +110,18 @@ CAPABILITIES = ["bot.chat.projects", "bot.interview.chat", "bot.knowledge.chat",
 
 @dataclass(frozen=True)
 class Command:
-    """A chat command. `handler` is None for a capability that has not landed yet."""
+    """A chat command. `handler` is None for a capability that has not landed yet.
+
+    A `background` command is long work (ingest, generation, evaluation, a dataset check): the
+    turn returns at once and its replies reach the place through the outbox.
+    """
 
     name: str
     usage: str
     summary: str
     group: str
     handler: Handler | None = None
+    background: bool = False
 
 
 @dataclass
@@ -107,8 +134,14 @@ class Engine:
     actions: dict[str, ActionHandler] = field(default_factory=dict)
     fallbacks: list[Fallback] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
+    background_actions: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        self.outbox = Outbox(self.store)
+        # Long work runs here, off the turn: a platform can ack within its deadline.
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ladder-work")
+        self._tasks: dict[str, list[Future]] = {}
+        self._tasks_lock = threading.Lock()
         for command in _core_commands():
             self.add_command(command)
         self.add_action("command", _run_command_action)
@@ -123,9 +156,12 @@ class Engine:
         """Register (or replace, e.g. a roadmap placeholder) a chat command."""
         self.commands[command.name] = command
 
-    def add_action(self, kind: str, handler: ActionHandler) -> None:
-        """Register the handler for buttons of `kind`."""
+    def add_action(self, kind: str, handler: ActionHandler, background: bool = False) -> None:
+        """Register the handler for buttons of `kind`; `background` runs it off the turn, its
+        replies going through the outbox (see `Command.background`)."""
         self.actions[kind] = handler
+        if background:
+            self.background_actions.add(kind)
 
     def add_fallback(self, fallback: Fallback) -> None:
         """Register a handler for text that is not a command (an interview answer, say)."""
@@ -139,15 +175,17 @@ class Engine:
     # -- handling turns ---------------------------------------------------------------------
 
     def handle(self, turn: Turn) -> list[Reply]:
-        """Return every reply to `turn` (progress updates included, in order)."""
+        """Return the immediate replies to `turn`; background work posts to the outbox."""
         return list(self.stream(turn))
 
     def stream(self, turn: Turn) -> Iterator[Reply]:
-        """Yield the replies to `turn` as they are produced.
+        """Yield the immediate replies to `turn` as they are produced.
 
-        Never raises for a user's mistake or our own bug: a LadderError becomes an error reply,
-        anything else is logged with an incident id and reported generically. A turn whose
-        `event_id` was already handled (a platform retry) yields nothing.
+        Quick by design: long work runs in the background (see `Command.background`) and its
+        replies reach the place through the outbox. Never raises for a user's mistake or our own
+        bug: a LadderError becomes an error reply, anything else is logged with an incident id
+        and reported generically. A turn whose `event_id` was already handled (a platform
+        retry) yields nothing.
         """
         project = self.store.project_for_place(turn.place)
         fresh = self.store.record_turn(
@@ -165,35 +203,81 @@ class Engine:
             return
         produced: list[Reply] = []
         try:
-            for reply in self._dispatch(turn, project):
+            for reply in self._guarded(turn, lambda: self._dispatch(turn, project)):
                 produced.append(reply)
                 yield reply
+        finally:
+            self._record_reply(turn, produced)
+
+    def _guarded(self, turn: Turn, work: Callable[[], Iterable[Reply]]) -> Iterator[Reply]:
+        """Yield `work`'s replies; a LadderError becomes an error reply, anything else an incident."""
+        try:
+            yield from work()
         except LadderError as exc:
-            reply = Text(exc.message, tone="error")
-            produced.append(reply)
-            yield reply
+            yield Text(exc.message, tone="error")
         except Exception:
             incident = secrets.token_hex(4)
             logger.exception("incident %s while handling %r in %s", incident, turn.text, turn.place)
-            reply = Text(
+            yield Text(
                 f"Something went wrong on our side (incident {incident}). It is in the log; "
                 "try again, and report the incident id if it keeps happening.",
                 tone="error",
             )
-            produced.append(reply)
-            yield reply
-        finally:
-            # Progress lines are transient; the log keeps what the user ended up seeing.
-            digest = reply_text([r for r in produced if not isinstance(r, Progress) or r.done])
-            after = self.store.project_for_place(turn.place)
-            self.store.record_turn(
-                place=turn.place,
-                user="ladder",
-                role="bot",
-                text=digest,
-                platform=turn.platform,
-                project_id=after["id"] if after else None,
-            )
+
+    def _record_reply(self, turn: Turn, produced: list[Reply]) -> None:
+        if not produced:
+            return
+        # Progress lines are transient; the log keeps what the user ended up seeing.
+        digest = reply_text([r for r in produced if not isinstance(r, Progress) or r.done])
+        after = self.store.project_for_place(turn.place)
+        self.store.record_turn(place=turn.place, user="ladder", role="bot", text=digest, platform=turn.platform,
+                               project_id=after["id"] if after else None)
+
+    # -- background work ----------------------------------------------------------------------
+
+    def spawn(self, ctx: Context, work: Callable[[], Iterable[Reply]]) -> None:
+        """Run `work` off the turn; each reply it yields goes to the turn's place via the outbox."""
+
+        def run() -> None:
+            produced = []
+            for reply in self._guarded(ctx.turn, work):
+                self.outbox.post(ctx.turn.place, reply)
+                produced.append(reply)
+            self._record_reply(ctx.turn, produced)
+
+        future = self._pool.submit(run)
+        with self._tasks_lock:
+            self._tasks.setdefault(ctx.turn.place, []).append(future)
+
+    def busy(self, place: str) -> bool:
+        """Return True while background work started in `place` is still running."""
+        with self._tasks_lock:
+            tasks = self._tasks.get(place, [])
+            tasks[:] = [t for t in tasks if not t.done()]
+            return bool(tasks)
+
+    def wait(self, place: str, timeout: float | None = None) -> bool:
+        """Wait for the background work started in `place`; return False on timeout."""
+        with self._tasks_lock:
+            tasks = list(self._tasks.get(place, []))
+        done, pending = futures_wait(tasks, timeout=timeout)
+        return not pending
+
+    def take(self, place: str) -> list[Reply]:
+        """Return the replies waiting in the outbox for `place`, marking them delivered (the
+        newest version of each edited message). For scripts and tests; platforms run a deliverer."""
+        replies = []
+        for item in self.outbox.due(place, limit=10_000):
+            self.outbox.delivered(item, None)
+            replies.append(item.reply)
+        return replies
+
+    def converse(self, turn: Turn, timeout: float | None = 300) -> list[Reply]:
+        """Handle `turn`, wait for its background work and return every reply: the immediate
+        ones, then what reached the outbox for the place. For scripts and tests."""
+        replies = self.handle(turn)
+        self.wait(turn.place, timeout)
+        return replies + self.take(turn.place)
 
     def _dispatch(self, turn: Turn, project: dict[str, Any] | None) -> Iterable[Reply]:
         if turn.action:
@@ -210,7 +294,11 @@ class Engine:
                 )
             if action["project_id"] is not None:
                 project = self.store.project_by_id(action["project_id"])
-            return handler(Context(turn, "", self, project), action["payload"])
+            context = Context(turn, "", self, project)
+            if action["kind"] in self.background_actions:
+                self.spawn(context, lambda: handler(context, action["payload"]))
+                return []
+            return handler(context, action["payload"])
         return self.run_text(turn, turn.text, project)
 
     def run_text(self, turn: Turn, text: str, project: dict[str, Any] | None) -> Iterable[Reply]:
@@ -242,7 +330,21 @@ class Engine:
                     tone="warning",
                 )
             ]
-        return command.handler(Context(turn, args, self, project))
+        context = Context(turn, args, self, project)
+        if command.background:
+            self.spawn(context, lambda: command.handler(context))
+            return []
+        return command.handler(context)
+
+
+def closing(key: str, work: Iterable[Reply], failed: str = "Stopped: see the message below.") -> Iterator[Reply]:
+    """Yield `work`'s replies; if it fails, first end progress line `key` (shown at once by the
+    turn), so no line says "working…" forever, then let the error through."""
+    try:
+        yield from work
+    except Exception:
+        yield Progress(key, failed, 1, 1, done=True)
+        raise
 
 
 def parse_command(text: str) -> tuple[str, str]:

@@ -1,13 +1,14 @@
 """The neutral message vocabulary: a `Turn` goes into the engine, `Reply` objects come out.
 
-Adapters (terminal, Slack, Discord) translate platform payloads into a `Turn` and render each
+Platforms (terminal, Slack, Discord) translate their payloads into a `Turn` and render each
 `Reply`; they hold no business logic. Button ids are stable and resolved from SQLite by the
-engine, so a button keeps working after a restart.
+engine, so a button keeps working after a restart. Replies also travel through the outbox
+between processes, as JSON (`reply_to_json` / `reply_from_json`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Union
 
@@ -145,3 +146,31 @@ def reply_text(replies: list[Reply]) -> str:
         elif isinstance(reply, Progress):
             parts.append(reply.text)
     return "\n".join(parts)
+
+
+_KINDS = {cls.__name__: cls for cls in (Text, Choices, Table, Image, File, Progress)}
+
+
+def reply_to_json(reply: Reply) -> dict:
+    """Return `reply` as a JSON-able dict (its type under "type"), for the outbox."""
+    data = {"type": type(reply).__name__, **asdict(reply)}
+    for key in ("path",):
+        if key in data:
+            data[key] = str(data[key])
+    return data
+
+
+def reply_from_json(data: dict) -> Reply:
+    """Return the Reply that `reply_to_json` wrote. Raises ValueError for an unknown type."""
+    fields = dict(data)
+    cls = _KINDS.get(fields.pop("type", None))
+    if cls is None:
+        raise ValueError(f"unknown reply type {data.get('type')!r}")
+    if cls is Choices:
+        fields["options"] = tuple(Choice(**option) for option in fields["options"])
+    if cls is Table:
+        fields["columns"] = tuple(fields["columns"])
+        fields["rows"] = tuple(tuple(row) for row in fields["rows"])
+    if "path" in fields:
+        fields["path"] = Path(fields["path"])
+    return cls(**fields)

@@ -503,7 +503,7 @@ def data_check(
     if as_json:
         emit_json(report)
     else:
-        from bot.training.chat import doctor_replies, fix_replies
+        from bot.training.replies import doctor_replies, fix_replies
 
         render_human(doctor_replies(report) + (fix_replies(report["fix"]) if fix_out else []))
     if not trainable:
@@ -601,17 +601,17 @@ def jobs_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List training jobs, newest first."""
-    from bot.training.chat import jobs_table, queue_hint
-    from bot.training.jobs import release_orphans
+    from bot.training.jobs import release_orphans, waiting_hint
+    from bot.training.replies import jobs_table
 
     settings, store, _ = _services()
     project_id = store.require_project(project)["id"] if project else None
     release_orphans(store)  # a job whose worker died shows as queued, not running forever
     rows = store.jobs(project_id)
     jobs = [_job_view(j) for j in rows]
-    hints = queue_hint(None, store, rows)
-    for hint in hints:
-        _note(hint.text)
+    hint = waiting_hint(store, rows)
+    if hint:
+        _note(hint + ".")
     if as_json:
         emit_json({"jobs": jobs})
         return
@@ -636,7 +636,7 @@ def jobs_show(job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: J
     if as_json:
         emit_json(job)
         return
-    from bot.training.chat import job_replies
+    from bot.training.replies import job_replies
 
     render_human(job_replies(job))
 
@@ -689,7 +689,7 @@ def adapters_list(project: ProjectOpt, as_json: JsonFlag = False) -> None:
     if as_json:
         emit_json({"adapters": adapters})
         return
-    from bot.training.chat import adapters_table
+    from bot.training.replies import adapters_table
 
     render_human([adapters_table(adapters)])
 

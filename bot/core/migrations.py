@@ -289,6 +289,41 @@ def m006_battle_adapters(db: sqlite_utils.Database) -> None:
     db["battles"].add_column("adapter_b", int)
 
 
+@migration
+def m007_outbox(db: sqlite_utils.Database) -> None:
+    """The outbox: replies that any process (a worker, a background task) addresses to a chat
+    place, for that platform's deliverer to render. A keyed item is an edit of one message
+    (progress): at most one edit per message waits at a time, newer content replacing older
+    (`version` counts the replacements, so a delivery marks only what it sent). Failed
+    deliveries wait until `due_at` (backoff) and are never dropped. `outbox_refs` remembers the
+    platform's id of each edited message, so edits land on it after a restart."""
+    db["outbox"].create(
+        {
+            "id": int,
+            "place": str,  # the chat place it is addressed to, e.g. terminal:ana or slack:C1:1700.1
+            "message_key": str,  # edit-in-place key (e.g. job-7); null: a new message each time
+            "reply": str,  # JSON of the Reply (bot.chat.messages.reply_to_json)
+            "version": int,
+            "created_at": str,
+            "updated_at": str,
+            "due_at": str,  # not before: retries back off
+            "attempts": int,
+            "error": str,  # the last delivery failure, for the runbook
+            "delivered_at": str,
+        },
+        pk="id",
+        not_null={"place", "reply"},
+        defaults={"version": 1, "attempts": 0},
+    )
+    db.execute("CREATE INDEX outbox_pending ON outbox (place, id) WHERE delivered_at IS NULL")
+    db.execute("CREATE UNIQUE INDEX outbox_one_pending_edit ON outbox (place, message_key) "
+               "WHERE delivered_at IS NULL AND message_key IS NOT NULL")
+    db["outbox_refs"].create(
+        {"place": str, "message_key": str, "ref": str, "updated_at": str},
+        pk=("place", "message_key"),
+    )
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

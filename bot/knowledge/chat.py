@@ -1,5 +1,6 @@
 """The RAG rung in chat: `rag add` (attach files), `rag status`, `rag forget`, `rag reindex`
-and `ask QUESTION`, which answers with numbered sources."""
+and `ask QUESTION`, which answers with numbered sources. Both run in the background (ingest
+and generation take time); their replies reach the chat through the outbox."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bot.arena.battles import base_model_for
-from bot.chat.engine import Command, Context, Engine
+from bot.chat.engine import Command, Context, Engine, closing
 from bot.chat.messages import Progress, Reply, Table, Text
 from bot.core.errors import LadderError
 from bot.serving.client import client_for
@@ -18,7 +19,8 @@ RAG_USAGE = "rag add|status|forget SOURCE|reindex"
 def install(engine: Engine) -> None:
     """Add the RAG commands to `engine`."""
     engine.add_command(Command("rag", RAG_USAGE, "Build a RAG baseline from your documents", "RAG", rag_command))
-    engine.add_command(Command("ask", "ask QUESTION", "Answer from your documents, with numbered sources", "RAG", ask_command))
+    engine.add_command(Command("ask", "ask QUESTION", "Answer from your documents, with numbered sources", "RAG",
+                               ask_command))
 
 
 def _kb(ctx: Context):
@@ -27,37 +29,38 @@ def _kb(ctx: Context):
     return KnowledgeBase(ctx.settings, ctx.store)
 
 
-def rag_command(ctx: Context) -> Iterator[Reply]:
+def rag_command(ctx: Context) -> list[Reply]:
     project = ctx.require_project()
     step, _, rest = ctx.args.strip().partition(" ")
     step = step.lower() or "status"
-    kb = _kb(ctx)
     if step == "add":
-        yield from _add(ctx, kb, project)
-    elif step == "status":
-        yield from status_replies(kb.status(project))
-    elif step == "forget":
+        files = [(f.path, f.name) for f in ctx.turn.files]
+        if not files:
+            raise LadderError("attach the documents to add (in the terminal: `rag add @docs/handbook.md @faq.pdf`)")
+        key = ctx.key("rag-add")
+        ctx.spawn(lambda: closing(key, _add(ctx, project, files, key)))
+        return [Progress(key, f"Ingesting {len(files)} file(s)…", 0, len(files))]
+    if step == "status":
+        return status_replies(_kb(ctx).status(project))
+    if step == "forget":
         source = rest.strip()
         if not source:
             raise LadderError("name the document: `rag forget refunds.md` (`rag status` lists them)")
-        removed = kb.forget(project, source, ctx.user)
-        yield Text(f"Forgot **{source}** ({removed} chunks).", tone="success")
-    elif step == "reindex":
-        yield Progress("rag-reindex", "Re-embedding every chunk…")
-        result = kb.reindex(project, ctx.user)
-        yield Progress("rag-reindex", f"Re-indexed {result['chunks']} chunks with {result['embedder']}.", 1, 1, done=True)
-    else:
-        raise LadderError(f"unknown rag step {step!r}; use `{RAG_USAGE}`")
+        removed = _kb(ctx).forget(project, source, ctx.user)
+        return [Text(f"Forgot **{source}** ({removed} chunks).", tone="success")]
+    if step == "reindex":
+        key = ctx.key("rag-reindex")
+        ctx.spawn(lambda: closing(key, _reindex(ctx, project, key)))
+        return [Progress(key, "Re-embedding every chunk…")]
+    raise LadderError(f"unknown rag step {step!r}; use `{RAG_USAGE}`")
 
 
-def _add(ctx: Context, kb, project: dict[str, Any]) -> Iterator[Reply]:
-    files = [(f.path, f.name) for f in ctx.turn.files]
-    if not files:
-        raise LadderError("attach the documents to add (in the terminal: `rag add @docs/handbook.md @faq.pdf`)")
-    ingestion = kb.ingest(project, files, ctx.user)
+def _add(ctx: Context, project: dict[str, Any], files: list, key: str) -> Iterator[Reply]:
+    """Ingest attached files (in the background), editing one progress line as it goes."""
+    ingestion = _kb(ctx).ingest(project, files, ctx.user)
     for done, total, source in ingestion.steps():
         label = f"Ingesting {source}" if source else "Ingesting"
-        yield Progress("rag-add", f"{label} ({done}/{total})", done, total, done=done == total)
+        yield Progress(key, f"{label} ({done}/{total})", done, total, done=done == total)
     report = ingestion.report
     if report.note:
         yield Text(report.note, tone="warning")
@@ -67,19 +70,32 @@ def _add(ctx: Context, kb, project: dict[str, Any]) -> Iterator[Reply]:
         yield Text(f"Refused {refusal['reason']}", tone="error")
 
 
-def ask_command(ctx: Context) -> list[Reply]:
-    from rag.answer import answer
+def _reindex(ctx: Context, project: dict[str, Any], key: str) -> Iterator[Reply]:
+    result = _kb(ctx).reindex(project, ctx.user)
+    yield Progress(key, f"Re-indexed {result['chunks']} chunks with {result['embedder']}.", 1, 1, done=True)
 
+
+def ask_command(ctx: Context) -> list[Reply]:
     project = ctx.require_project()
     question = ctx.args.strip()
     if not question:
         raise LadderError("ask a question: `ask what is the refund policy?`")
+    key = ctx.key("ask")
+    ctx.spawn(lambda: closing(key, _answer(ctx, project, question, key)))
+    return [Progress(key, "Looking it up in the documents…")]
+
+
+def _answer(ctx: Context, project: dict[str, Any], question: str, key: str) -> Iterator[Reply]:
+    """Retrieve and write the answer (in the background)."""
+    from rag.answer import answer
+
     hits = _kb(ctx).retrieve(project, question, k=4)
     try:  # LADDER_INFERENCE_URL, else the embedded server when the base model is on disk
         client = client_for(ctx.settings, ctx.store, base_model_for(ctx.settings, ctx.store, project))
     except LadderError:
         client = None
-    return answer_replies(answer(question, hits, client.chat if client else None))
+    yield Progress(key, f"Found {len(hits)} passage(s).", 1, 1, done=True)
+    yield from answer_replies(answer(question, hits, client.chat if client else None))
 
 
 def answer_replies(result: dict[str, Any]) -> list[Reply]:

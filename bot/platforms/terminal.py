@@ -1,12 +1,16 @@
-"""The terminal adapter behind `ladder chat`: reads lines, renders replies with rich.
+"""The terminal platform behind `ladder chat`: reads lines, renders replies with rich.
 
-Thin by design: it turns a line into a `Turn` (numbers pick buttons, `@path` attaches a file)
-and renders each `Reply`. It works the same with piped stdin, so it can be scripted.
+Thin by design: it turns a line into a `Turn` (numbers pick buttons, `@path` attaches a file),
+renders each `Reply`, and runs the outbox deliverer for its place, so replies from background
+work and from training workers in other processes show up here. It works the same with piped
+stdin, so it can be scripted.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -18,6 +22,7 @@ from rich.table import Table as RichTable
 
 from bot.chat.engine import Engine
 from bot.chat.messages import Attachment, Choices, File, Image, Progress, Reply, Table, Text, Turn
+from bot.chat.outbox import MIN_EDIT_S, Deliverer
 from rag.documents import source_name
 
 QUIT_WORDS = {"quit", "exit", ":q", "bye"}
@@ -25,13 +30,19 @@ _TONE_STYLE = {"info": "", "success": "green", "warning": "yellow", "error": "bo
 
 
 class RichRenderer:
-    """Renders `Reply` objects on a rich console; also used by the CLI's human output."""
+    """Renders `Reply` objects on a rich console; also used by the CLI's human output.
+
+    Progress is one line: on a terminal, a newer update of the same message overwrites it while
+    it is still the last line on screen; piped, only milestones print (the first update, each
+    quarter, the end).
+    """
 
     def __init__(self, console: Console, interactive: bool = False):
         self.console = console
         self.interactive = interactive
         self._last_progress: dict[str, float] = {}
-        self.following: Progress | None = None  # the unfinished progress line on screen, if any
+        self.last_line_key: str | None = None  # the progress message on the last line, if any
+        self.following: Progress | None = None  # the newest unfinished progress shown, if any
 
     def render(self, replies, numbered: dict[str, str] | None = None) -> dict[str, str]:
         """Render every reply; return the numbered choices shown ("1" -> action id)."""
@@ -41,8 +52,11 @@ class RichRenderer:
         return numbered
 
     def render_one(self, reply: Reply, numbered: dict[str, str]) -> None:
-        if not isinstance(reply, Progress) and self._last_progress:
-            self._end_progress_line()
+        if isinstance(reply, Progress):
+            self.render_progress(reply)
+            self.following = None if reply.done else reply
+            return
+        self.last_line_key = None
         if isinstance(reply, Text):
             self.console.print(Markdown(reply.text, style=_TONE_STYLE[reply.tone]))
         elif isinstance(reply, Choices):
@@ -64,9 +78,6 @@ class RichRenderer:
         elif isinstance(reply, File):
             note = f" ({reply.note})" if reply.note else ""
             self.console.print(f"[file] {reply.name}: {reply.path}{note}", markup=False)
-        elif isinstance(reply, Progress):
-            self.render_progress(reply)
-            self.following = None if reply.done else reply
 
     def render_progress(self, reply: Progress) -> None:
         """Redraw the progress line in place on a terminal; print milestones when piped."""
@@ -77,13 +88,11 @@ class RichRenderer:
             bar = f"[{'#' * filled}{'.' * (20 - filled)}] {fraction:4.0%} "
         line = f"{bar}{reply.text}"
         if self.interactive:
-            self.console.file.write("\r\033[2K" + line)
-            self.console.file.flush()
-            self._last_progress[reply.key] = fraction or 0.0
-            if reply.done:
-                self._end_progress_line()
+            if self.last_line_key == reply.key:  # still the last line: overwrite it
+                self.console.file.write("\033[F\033[2K")
+            self.console.print(line, markup=False, highlight=False, crop=True, overflow="ellipsis", no_wrap=True)
+            self.last_line_key = reply.key
             return
-        # Piped output: print the first update, each quarter, and the end, not every tick.
         last = self._last_progress.get(reply.key)
         quarter = int((fraction or 0.0) * 4)
         if reply.done or last is None or quarter > int(last * 4):
@@ -92,18 +101,16 @@ class RichRenderer:
         if reply.done:
             self._last_progress.pop(reply.key, None)
 
-    def _end_progress_line(self) -> None:
-        if self.interactive:
-            self.console.file.write("\n")
-        self._last_progress.clear()
-
 
 class TerminalChat:
     """One local chat session with the engine.
 
-    Interactive sessions get line editing and history (Up arrow, kept in LADDER_HOME). Ctrl-C
-    during a long turn stops following it (a training job carries on in the background); Ctrl-C
-    or Ctrl-D at the prompt leaves the chat.
+    Replies to a turn print at once; what work in the background (a dataset check, a compare, a
+    training job in any worker process) sends to this chat arrives through the outbox and prints
+    as it comes, above the prompt. Interactive sessions get line editing and history (Up arrow,
+    kept in LADDER_HOME); Ctrl-C clears the line, Ctrl-D or `quit` leaves. Piped input is run
+    one line at a time: each line's background work finishes before the next line is read, and
+    at the end the chat waits for the training jobs it launched (Ctrl-C stops waiting).
     """
 
     def __init__(
@@ -123,6 +130,9 @@ class TerminalChat:
         self.renderer = RichRenderer(self.console, self.interactive)
         self.pending: dict[str, str] = {}  # "1" -> action id of the last numbered choices
         self.history_path = Path(engine.settings.home) / "chat_history"
+        self.screen = threading.RLock()  # the main thread and the deliverer share the screen
+        self.prompting = ""  # the prompt on screen while input() waits, else ""
+        self.deliverer = Deliverer(engine.store, place, self._show, min_edit_s=MIN_EDIT_S if self.interactive else 0.0)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -134,10 +144,16 @@ class TerminalChat:
     def read_line(self) -> str | None:
         """Return the next line the user typed, or None at end of input."""
         if self.interactive:
+            with self.screen:
+                self.prompting = self.prompt()
             try:
-                return input(self.prompt())  # readline, when loaded, gives editing and history
+                return input(self.prompting)  # readline, when loaded, gives editing and history
             except EOFError:
                 return None
+            finally:
+                with self.screen:
+                    self.prompting = ""
+                    self.renderer.last_line_key = None  # the typed line is now the last one
         line = self.stdin.readline()
         if not line:
             return None
@@ -168,38 +184,80 @@ class TerminalChat:
         New numbered choices replace the previous ones; a reply without choices leaves the
         previous numbers live, like buttons that stay clickable in a chat thread.
         """
-        numbered = self.renderer.render(replies)
-        if numbered:
-            self.pending = numbered
+        with self.screen:
+            numbered = self.renderer.render(replies)
+            if numbered:
+                self.pending = numbered
 
-    def run_turn(self, turn: Turn) -> None:
-        """Handle one turn; Ctrl-C stops following it and says what carries on."""
-        stream = self.engine.stream(turn)
-        self.renderer.following = None
+    def _show(self, item, previous: str | None) -> str:
+        """The deliverer's `send`: print one reply from the outbox, above the prompt if one waits."""
+        with self.screen:
+            if self.prompting:
+                self.console.file.write("\r\033[2K")  # lift the prompt; it is drawn again below
+            self.render([item.reply])
+            if self.prompting:
+                self.console.file.write(self.prompting + _typed())
+                self.console.file.flush()
+        return previous or f"line-{item.id}"
+
+    def settle(self) -> None:
+        """Wait for this chat's background work and print what it sent (piped input)."""
         try:
-            self.render(stream)
+            while True:
+                self.engine.wait(self.place, timeout=0.5)
+                self.deliverer.run_once()
+                if not self.engine.busy(self.place) and not self.engine.outbox.due(self.place, limit=1):
+                    return
         except KeyboardInterrupt:
-            stream.close()  # ends the turn (its finally blocks run); background work decides for itself
-            following, self.renderer.following = self.renderer.following, None
-            self.renderer._end_progress_line()
-            note = following.detached if following is not None and following.detached else "Stopped."
-            self.console.print(f"Stopped following. {note}" if following is not None else note,
-                               style="yellow", markup=False, highlight=False)
+            self._stopped_waiting()
+
+    def finish_jobs(self) -> None:
+        """Before a piped chat ends: wait for the training jobs it launched, printing their
+        progress; Ctrl-C stops waiting (a job this chat runs then goes back to the queue)."""
+        from bot.training import jobs
+
+        try:
+            announced = False
+            while True:
+                self.deliverer.run_once()
+                active = [j for j in self.engine.store.jobs_in("queued", "running", "cancelling")
+                          if j["place"] == self.place]
+                if not active:
+                    self.deliverer.run_once()
+                    return
+                if not announced:
+                    announced = True
+                    ids = ", ".join(str(j["id"]) for j in active)
+                    self.console.print(f"Waiting for job {ids} to finish (Ctrl-C stops waiting).", markup=False)
+                if any(j["status"] == "queued" for j in active) and jobs.live_worker(self.engine.store) is None:
+                    jobs.run_in_background(self.engine.settings, self.engine.store)
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            self._stopped_waiting()
+
+    def _stopped_waiting(self) -> None:
+        following = self.renderer.following
+        note = following.detached if following is not None and following.detached else ""
+        self.console.print(f"Stopped waiting. {note}".strip(), style="yellow", markup=False, highlight=False)
 
     # -- loop --------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Chat until the user says quit or input ends."""
+        stop = threading.Event()
         if self.interactive:
             self._start_history()
             self.console.print("Ladder chat. Say [bold]help[/] to begin, [bold]quit[/] to leave.")
+            threading.Thread(target=self.deliverer.run, args=(stop,), daemon=True, name="ladder-deliverer").start()
+        else:
+            self.deliverer.run_once()  # whatever reached this chat while it was closed
         try:
             while True:
                 try:
                     line = self.read_line()
-                except KeyboardInterrupt:  # Ctrl-C at the prompt leaves, like Ctrl-D
+                except KeyboardInterrupt:  # Ctrl-C clears the line, as in a shell
                     self.console.print()
-                    break
+                    continue
                 if line is None or line.strip().lower() in QUIT_WORDS:
                     break
                 if not line.strip():
@@ -208,8 +266,13 @@ class TerminalChat:
                     self.console.print(f"{self.prompt()}{line}", markup=False, highlight=False)
                 turn = self.to_turn(line)
                 if turn is not None:
-                    self.run_turn(turn)
+                    self.render(self.engine.stream(turn))
+                    if not self.interactive:
+                        self.settle()
+            if not self.interactive:
+                self.finish_jobs()
         finally:
+            stop.set()
             self._save_history()
 
     def _start_history(self) -> None:
@@ -233,3 +296,13 @@ class TerminalChat:
             readline.write_history_file(self.history_path)
         except (ImportError, OSError):
             pass
+
+
+def _typed() -> str:
+    """What the user has typed at the prompt so far (readline's buffer), to draw it again."""
+    try:
+        import readline
+
+        return readline.get_line_buffer()
+    except ImportError:
+        return ""

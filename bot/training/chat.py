@@ -1,8 +1,10 @@
 """The training rung in chat: `train` (attach a dataset), `jobs`, `adapters`.
 
-`train` runs the dataset doctor first, then shows an estimate card with Launch / Cancel. Only
-users on LADDER_TRAINERS may launch (or, when it is unset, the local terminal user). Progress is
-one line edited in place; success ends with the loss curve and a button to compare the adapter.
+`train` runs the dataset doctor first (in the background), then shows an estimate card with
+Launch / Cancel. Only users on LADDER_TRAINERS may launch (or, when it is unset, the local
+terminal user). The worker that trains the job, in whatever process, pushes its progress (one
+line edited in place) and its outcome (the loss curve and a button to compare the adapter) to
+the place that launched it, through the outbox.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bot.chat.engine import Command, Context, Engine
-from bot.chat.messages import Choices, File, Image, Progress, Reply, Table, Text
+from bot.chat.engine import Command, Context, Engine, closing
+from bot.chat.messages import Choices, File, Progress, Reply, Table, Text
 from bot.core.errors import LadderError
 from bot.training import jobs
+from bot.training.replies import adapters_table, doctor_replies, fix_replies, job_replies, jobs_table, progress_reply
 
 TRAIN_USAGE = "train [base=MODEL] [method=lora|qlora|dora] [steps=N] [epochs=N] [name=NAME] (attach a dataset)"
 TRAIN_KEYS = {"base": "base_model", "base_model": "base_model", "method": "method", "steps": "max_steps",
@@ -28,109 +31,10 @@ def install(engine: Engine) -> None:
     engine.add_command(Command("train", TRAIN_USAGE, "Check a dataset and launch a LoRA/QLoRA job", "Train", train_command))
     engine.add_command(Command("jobs", "jobs [ID] | jobs cancel ID", "Show training jobs and their progress", "Train", jobs_command))
     engine.add_command(Command("adapters", "adapters", "List the project's trained adapters", "Train", adapters_command))
-    engine.add_action("train.launch", _launch)
+    engine.add_action("train.launch", _launch, background=True)
     engine.add_action("train.dismiss", lambda ctx, payload: [Text("Not launched; nothing was queued.")])
     engine.add_action("train.run_here", _run_here)
-    engine.add_action("train.fix", _fix)
-
-
-# -- rendering (shared with the CLI's human output) ------------------------------------------
-
-
-def doctor_replies(report: dict[str, Any]) -> list[Reply]:
-    """Return the dataset doctor's report as a summary table and its verdict."""
-    rows = [
-        ("format", report["format"]),
-        ("examples", f"{report['valid']} valid of {report['rows']} ({report['usable']} usable)"),
-        ("errors", str(report["invalid"])),
-        ("empty fields", str(len(report["empty_fields"]))),
-        ("duplicates", f"{report['duplicates']['exact']} exact, {report['duplicates']['near']} near"),
-        ("personal data", ", ".join(f"{k} x{v['count']}" for k, v in report["pii"].items()) or "none found"),
-    ]
-    if report.get("tokens"):
-        t = report["tokens"]
-        rows.append(("tokens", f"mean {t['mean']:g}, p95 {t['p95']}, max {t['max']}; {t['truncated']} over "
-                               f"{t['max_length']} (prompt cut), {t['dropped']} left out (answer too long)"))
-    if report.get("labels"):
-        labels = report["labels"]
-        rows.append(("labels", f"{labels['distinct']} classes, imbalance {labels['imbalance_ratio']:g}:1"))
-    verdict = report["verdict"]
-    level = {"refused": "not enough data", "style_only": "style/format only", "ok": "ok", "good": "good"}[verdict["level"]]
-    replies: list[Reply] = [Table(("check", "result"), tuple(rows), title=f"Dataset doctor: {Path(report['file']).name}")]
-    if verdict["trainable"]:
-        replies.append(Text(f"**Trainable** ({level}).", tone="success"))
-    else:
-        replies.append(Text("**Not trainable yet**\n\n" + "\n".join(f"- {p}" for p in verdict["problems"]), tone="error"))
-    if verdict["warnings"]:
-        replies.append(Text("\n".join(f"- {w}" for w in verdict["warnings"]), tone="warning"))
-    return replies
-
-
-def progress_reply(job: dict[str, Any]) -> Progress:
-    """Return the one progress line of a job, edited in place as it trains."""
-    p = job.get("progress") or {}
-    parts = [f"Training {job['name']} (job {job['id']}): {job['status']}"]
-    if p.get("step") is not None and p.get("total"):
-        parts.append(f"step {p['step']}/{p['total']}")
-    if p.get("loss") is not None:
-        parts.append(f"loss {p['loss']:.3f}")
-    if p.get("val_loss") is not None:
-        parts.append(f"val {p['val_loss']:.3f}")
-    if p.get("tokens_per_s"):
-        parts.append(f"{p['tokens_per_s']:,.0f} tok/s")
-    if p.get("eta_s") is not None and job["status"] == "running":
-        parts.append(f"ETA {p['eta_s']:.0f} s")
-    return Progress(f"job-{job['id']}", " · ".join(parts), int(p.get("step") or 0), p.get("total"),
-                    done=job["status"] in jobs.FINISHED,
-                    detached=f"Job {job['id']} carries on in the background; `jobs {job['id']}` shows where it stands.")
-
-
-def jobs_table(rows: list[dict[str, Any]]) -> Table:
-    """Return jobs as a table."""
-    def step(job):
-        p = job.get("progress") or {}
-        return f"{p.get('step', 0)}/{p.get('total', '?')}" if p else ""
-
-    return Table(("id", "name", "status", "method", "step", "loss", "created by"), tuple(
-        (str(j["id"]), j["name"], j["status"], j["method"], step(j),
-         f"{(j.get('progress') or {}).get('loss'):.3f}" if (j.get("progress") or {}).get("loss") is not None else "",
-         j.get("created_by") or "") for j in rows
-    ), title="Training jobs")
-
-
-def job_replies(job: dict[str, Any]) -> list[Reply]:
-    """Return one job's status, progress and outcome."""
-    replies: list[Reply] = [progress_reply(job)]
-    if job.get("error"):
-        replies.append(Text(job["error"], tone="error" if job["status"] == "failed" else "info"))
-    metrics = job.get("metrics") or {}
-    if metrics.get("best_val_loss") is not None or metrics.get("final_train_loss") is not None:
-        replies.append(Text(_metrics_line(metrics)))
-    return replies
-
-
-def adapters_table(rows: list[dict[str, Any]]) -> Table:
-    """Return adapters as a table."""
-    return Table(("adapter", "method", "base model", "best val loss", "created"), tuple(
-        (a["name"], a["method"], Path(a["base_model"]).name,
-         f"{a['metrics'].get('best_val_loss'):.3f}" if a["metrics"].get("best_val_loss") is not None else "",
-         (a.get("created_at") or "")[:16]) for a in rows
-    ), title="Adapters")
-
-
-def _metrics_line(metrics: dict[str, Any]) -> str:
-    parts = []
-    if metrics.get("final_train_loss") is not None:
-        parts.append(f"final train loss {metrics['final_train_loss']:.3f}")
-    if metrics.get("best_val_loss") is not None:
-        parts.append(f"best validation loss {metrics['best_val_loss']:.3f}")
-    if metrics.get("steps"):
-        parts.append(f"{metrics['steps']} steps")
-    if metrics.get("train_runtime_s"):
-        parts.append(f"{metrics['train_runtime_s']:.0f} s")
-    if metrics.get("tokens_per_s"):
-        parts.append(f"{metrics['tokens_per_s']:,.0f} tokens/s")
-    return ", ".join(parts)
+    engine.add_action("train.fix", _fix, background=True)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -150,8 +54,16 @@ def train_command(ctx: Context) -> list[Reply]:
     project = ctx.require_project()
     if len(ctx.turn.files) != 1:
         raise LadderError("attach one dataset file (in the terminal: `train @data.jsonl`); JSONL or CSV")
-    upload = ctx.turn.files[0]
-    return plan_card(ctx, project, upload.path, upload.name, _options(ctx))
+    upload, options = ctx.turn.files[0], _options(ctx)
+    key = ctx.key("doctor")
+    ctx.spawn(lambda: closing(key, _checked(ctx, project, upload, options, key)))
+    return [Progress(key, f"Checking {upload.name} with the dataset doctor…")]
+
+
+def _checked(ctx: Context, project: dict[str, Any], upload, options: dict[str, str], key: str) -> Iterator[Reply]:
+    card = plan_card(ctx, project, upload.path, upload.name, options)
+    yield Progress(key, f"Checked {upload.name}.", 1, 1, done=True)
+    yield from card
 
 
 def plan_card(ctx: Context, project: dict[str, Any], data: Path, shown_as: str, options: dict[str, str]) -> list[Reply]:
@@ -202,23 +114,6 @@ def plan_card(ctx: Context, project: dict[str, Any], data: Path, shown_as: str, 
     return replies
 
 
-def fix_replies(result: dict[str, Any]) -> list[Reply]:
-    """Return what `fix` wrote (which files, how many examples) and how the copy fares."""
-    dropped = (f"dropped {result['dropped_invalid']} unusable line(s), {result['dropped_duplicates']} duplicate(s) "
-               f"and {result['dropped_empty']} example(s) with empty fields; personal data scrubbed")
-    replies: list[Reply] = [
-        Text(f"Wrote a cleaned copy with {result['kept']} examples ({dropped}):\n\n"
-             f"- `{result['out']}` (all {result['kept']})\n- `{result['train']}` ({result['train_examples']} to train on)"
-             f"\n- `{result['val']}` ({result['val_examples']} for validation)"),
-    ]
-    verdict = result.get("verdict")
-    if verdict is not None:
-        replies.append(Text("The cleaned copy is **trainable**." if verdict["trainable"] else
-                            f"The cleaned copy is **not trainable yet**: {verdict['first_problem']}",
-                            tone="success" if verdict["trainable"] else "error"))
-    return replies
-
-
 def _fix(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
     from trainer.doctor import fix
     from trainer.formats import parse_columns
@@ -244,23 +139,14 @@ def _launch(ctx: Context, payload: dict[str, Any]) -> Iterator[Reply]:
     worker = jobs.ensure_worker(ctx.settings, ctx.store)
     where = (f"worker {worker['pid']} on {worker['host']} runs it" if worker is not None
              else "no `ladder worker` is running, so this chat runs it while it stays open")
-    yield Text(f"Queued job {job_id}: {where}.")
-    yield from _watch(ctx, job_id)
+    yield Text(f"Queued job {job_id}: {where}. Its progress shows here, edited in place.")
+    yield progress_reply(ctx.store.job(job_id))
 
 
 def _require_trainer(ctx: Context) -> None:
     if not jobs.is_trainer(ctx.settings, ctx.user, ctx.turn.platform):
         who = ", ".join(ctx.settings.trainers) if ctx.settings.trainers else "nobody yet (set LADDER_TRAINERS)"
         raise LadderError(f"only trainers can launch jobs that spend GPU time; allowed: {who}")
-
-
-def _watch(ctx: Context, job_id: int) -> Iterator[Reply]:
-    """Yield progress until the job ends; if its worker goes away, this chat takes the queue over."""
-    for job in jobs.follow(ctx.store, job_id):
-        if job["status"] == "queued" and jobs.live_worker(ctx.store) is None:
-            jobs.run_in_background(ctx.settings, ctx.store)
-        yield progress_reply(job)
-    yield from _outcome(ctx, ctx.store.job(job_id))
 
 
 def _run_here(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
@@ -272,32 +158,13 @@ def _run_here(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
                  tone="success")]
 
 
-def queue_hint(ctx: Context | None, store, rows: list[dict[str, Any]]) -> list[Reply]:
-    """Return what to do about jobs that wait: queued with no worker alive to run them."""
-    waiting = [str(j["id"]) for j in rows if j["status"] == "queued"]
-    if not waiting or jobs.live_worker(store) is not None:
+def queue_hint(ctx: Context, rows: list[dict[str, Any]]) -> list[Reply]:
+    """Return what to do about queued jobs when no worker is alive, with a button to run them here."""
+    hint = jobs.waiting_hint(ctx.store, rows)
+    if hint is None:
         return []
-    text = (f"Job {', '.join(waiting)} {'is' if len(waiting) == 1 else 'are'} queued but no worker is running. "
-            "Start one with `ladder worker` in another terminal")
-    if ctx is None:
-        return [Text(text + ".", tone="warning")]
-    return [Text(text + ", or run the queue in this chat.", tone="warning"),
+    return [Text(hint + ", or run the queue in this chat.", tone="warning"),
             Choices("Run it here?", (ctx.button("Run queued jobs here", "train.run_here", {}, "primary"),))]
-
-
-def _outcome(ctx: Context, job: dict[str, Any]) -> Iterator[Reply]:
-    yield progress_reply(job)
-    if job["status"] == "succeeded":
-        yield Text(f"Adapter **{job['name']}** is registered: {_metrics_line(job['metrics'])}.", tone="success")
-        plot = Path(job["output_dir"]) / "loss.png"
-        if plot.exists():
-            yield Image(plot, f"loss curve of {job['name']}")
-        yield Choices("Next:", (ctx.command_button("Compare it in the arena", f"compare lora:{job['name']}", "primary"),))
-    elif job["status"] == "failed":
-        yield Text(f"Job {job['id']} failed: {job['error']}", tone="error")
-    else:
-        yield Text(f"Job {job['id']} was {job['status']}.", tone="warning")
-
 
 def jobs_command(ctx: Context) -> Iterator[Reply]:
     project = ctx.require_project()
@@ -309,7 +176,7 @@ def jobs_command(ctx: Context) -> Iterator[Reply]:
             yield Text("No training jobs yet: `train` with a dataset attached.")
             return
         yield jobs_table(rows)
-        yield from queue_hint(ctx, ctx.store, rows)
+        yield from queue_hint(ctx, rows)
         return
     if argv[0] == "cancel" and len(argv) == 2 and argv[1].isdigit():
         job = ctx.store.job(int(argv[1]))
@@ -325,7 +192,7 @@ def jobs_command(ctx: Context) -> Iterator[Reply]:
         if job is None or job["project_id"] != project["id"]:
             raise LadderError(f"there is no job {argv[0]} in {project['name']}; `jobs` lists them")
         yield from job_replies(job)
-        yield from queue_hint(ctx, ctx.store, [job])
+        yield from queue_hint(ctx, [job])
         return
     raise LadderError("use `jobs`, `jobs ID` or `jobs cancel ID`")
 

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from bot.chat.outbox import Outbox
 from bot.core.config import Settings
 from bot.core.errors import LadderError
 from bot.core.migrations import now
 from bot.core.store import PROJECT_NAME, Store
 from bot.interview import estimates
+from bot.training.replies import FINISHED, outcome_replies, progress_reply
 from trainer.config import load_config
 from trainer.doctor import check
 from trainer.formats import parse_columns
@@ -36,7 +38,6 @@ logger = logging.getLogger("ladder.jobs")
 
 HEARTBEAT_S = 5.0  # how often a worker says it is alive
 STALE_S = 60.0  # a running job whose worker has been silent this long is resumed elsewhere
-FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 @dataclass
@@ -194,6 +195,15 @@ def live_worker(store: Store) -> dict[str, Any] | None:
     return next((w for w in store.workers() if worker_is_alive(w)), None)
 
 
+def waiting_hint(store: Store, rows: list[dict[str, Any]]) -> str | None:
+    """Return what to do when some of `rows` are queued and no worker is alive, else None."""
+    waiting = [str(j["id"]) for j in rows if j["status"] == "queued"]
+    if not waiting or live_worker(store) is not None:
+        return None
+    return (f"Job {', '.join(waiting)} {'is' if len(waiting) == 1 else 'are'} queued but no worker is running. "
+            "Start one with `ladder worker` in another terminal")
+
+
 def release_orphans(store: Store) -> list[int]:
     """Hand the jobs of dead workers back to the queue (they resume from their last checkpoint).
 
@@ -300,6 +310,7 @@ class Worker:
         self.current = job["id"]
         started = time.monotonic()
         self._say(job, f"started (attempt {(job['resumes'] or 0) + 1})")
+        self._publish(job)
         try:
             code, state, stopped, log_path = self._train(job)
             final = self._finish(job, code, state, stopped, log_path)
@@ -320,8 +331,20 @@ class Worker:
             self.store.worker_alive(self.pid, self.host, None)
         self._say(final, f"{final['status']} after {time.monotonic() - started:.0f} s"
                   + (f": {final['error']}" if final["status"] == "failed" and final.get("error") else ""))
+        self._publish(final, finished=True)
         self.on_update({**final, "event": "finished"})
         return final
+
+    def _publish(self, job: dict[str, Any], finished: bool = False) -> None:
+        """Push the job's progress (or, once it ends, its outcome) to the place that launched it."""
+        if not job.get("place"):
+            return  # launched from the CLI: `ladder jobs` shows it
+        try:
+            outbox = Outbox(self.store)
+            for reply in outcome_replies(self.store, job) if finished else [progress_reply(job)]:
+                outbox.post(job["place"], reply)
+        except Exception:  # telling the chat must never break training
+            logger.exception("could not post job %s's progress to %s", job["id"], job["place"])
 
     def _say(self, job: dict[str, Any], what: str) -> None:
         line = f"job {job['id']} ({job['name']}): {what}"
@@ -397,7 +420,10 @@ class Worker:
         elif kind == "failed":
             state["failed"] = event
         self.store.update_job(job["id"], progress=progress, metrics=metrics, heartbeat_at=now())
-        self.on_update({**job, "status": "running", "progress": progress, "metrics": metrics, "event": kind})
+        view = {**job, "status": "running", "progress": progress, "metrics": metrics}
+        if kind in {"start", "progress", "eval", "resume"}:
+            self._publish(view)
+        self.on_update({**view, "event": kind})
 
     def _finish(self, job, code, state, stopped, log_path) -> dict[str, Any]:
         job_id, output_dir = job["id"], Path(job["output_dir"])

@@ -60,8 +60,8 @@ def test_chat_compare_vote_buttons_survive_a_restart(world):
                         inference_url=world["url"], embedder="lexical")
     store = Store(settings.db_path)
     engine = Engine(store, settings)
-    engine.handle(Turn("ana", "discord:g:c", "use arena"))
-    replies = engine.handle(Turn("ana", "discord:g:c", "compare base,lora:beta my kettle broke"))
+    engine.converse(Turn("ana", "discord:g:c", "use arena"))
+    replies = engine.converse(Turn("ana", "discord:g:c", "compare base,lora:beta my kettle broke"))
     text = reply_text(replies)
     assert "Answer A" in text and "Answer B" in text and "lora:beta" not in text  # blind
     votes = next(r for r in replies if isinstance(r, Choices))
@@ -70,13 +70,13 @@ def test_chat_compare_vote_buttons_survive_a_restart(world):
 
     store = Store(settings.db_path)
     engine = Engine(store, settings)
-    [reveal] = engine.handle(Turn("bo", "discord:g:c", action=votes.options[1].id))
+    [reveal] = engine.converse(Turn("bo", "discord:g:c", action=votes.options[1].id))
     assert "You voted: B is better" in reveal.text and "lora:beta" in reveal.text and "base" in reveal.text
-    [changed] = engine.handle(Turn("bo", "discord:g:c", action=votes.options[2].id))
+    [changed] = engine.converse(Turn("bo", "discord:g:c", action=votes.options[2].id))
     assert "(vote changed)" in changed.text
-    board = reply_text(engine.handle(Turn("bo", "discord:g:c", "leaderboard")))
+    board = reply_text(engine.converse(Turn("bo", "discord:g:c", "leaderboard")))
     assert "Leaderboard" in board and "lora:beta" in board
-    grid = reply_text(engine.handle(Turn("bo", "discord:g:c", "compare --all base,lora:alpha my kettle broke")))
+    grid = reply_text(engine.converse(Turn("bo", "discord:g:c", "compare --all base,lora:alpha my kettle broke")))
     assert "lora:alpha" in grid and "alpha is" in grid
     store.close()
 
@@ -289,14 +289,37 @@ def test_the_first_compare_says_the_model_is_loading(tiny_model_dir, tmp_path):
     settings = Settings(_env_file=None, home=tmp_path / "home", base_model=str(tiny_model_dir), embedder="lexical")
     store = Store(settings.db_path)
     engine = Engine(store, settings)
-    engine.handle(Turn("ana", "terminal:ana", "new loading"))
+    engine.converse(Turn("ana", "terminal:ana", "new loading"))
     doc = tmp_path / "refunds.md"
     doc.write_text("# Refunds\n\nRefunds are paid within 30 days.\n")
-    engine.handle(Turn("ana", "terminal:ana", "rag add", files=(Attachment("refunds.md", doc, doc.stat().st_size),)))
-    first = engine.handle(Turn("ana", "terminal:ana", "compare when are refunds paid?"))
-    loading = [r for r in first if isinstance(r, Progress) and r.key == "model"]
+    engine.converse(Turn("ana", "terminal:ana", "rag add", files=(Attachment("refunds.md", doc, doc.stat().st_size),)))
+    first = engine.converse(Turn("ana", "terminal:ana", "compare when are refunds paid?"))
+    loading = [r for r in first if isinstance(r, Progress) and r.key.startswith("model")]
     assert loading[0].text.startswith("Loading the model tiny-model") and loading[-1].done
     assert first.index(loading[0]) == 0 and "Answer A" in reply_text(first)
-    second = engine.handle(Turn("ana", "terminal:ana", "compare when are refunds paid?"))
+    second = engine.converse(Turn("ana", "terminal:ana", "compare when are refunds paid?"))
     assert not [r for r in second if isinstance(r, Progress)]  # loaded once
+    store.close()
+
+
+def test_compare_and_eval_turns_return_at_once_and_the_work_follows(world, tmp_path):
+    from bot.chat.messages import Attachment, Progress
+
+    settings = Settings(_env_file=None, home=world["settings"].home, base_model=world["settings"].base_model,
+                        embedder="lexical")  # no inference URL: the in-process server, loaded below
+    store = Store(settings.db_path)
+    engine = Engine(store, settings)
+    place = "slack:C9:1700000000.1"
+    engine.converse(Turn("ana", place, "use arena"))
+    engine.converse(Turn("ana", place, "compare base,lora:alpha warm up"))  # the model is loaded from here on
+    heldout = write_jsonl(tmp_path / "heldout.jsonl", [{"prompt": "my lamp broke", "reference": "alpha is the answer"}])
+    for text, files in (("compare base,lora:alpha my kettle broke", ()),
+                        ("eval variants=base,lora:alpha", (Attachment("heldout.jsonl", heldout, 1),))):
+        started = time.perf_counter()
+        immediate = engine.handle(Turn("ana", place, text, files=files))
+        assert time.perf_counter() - started < 1.0, text  # well within Slack's 3 seconds
+        assert all(isinstance(r, Progress) and not r.done for r in immediate)
+        engine.wait(place, timeout=120)
+        later = reply_text(engine.take(place))
+        assert ("Answer A" in later) if text.startswith("compare") else ("Held-out evaluation (1 items)" in later)
     store.close()

@@ -13,7 +13,7 @@ PLACE = "slack:C42"
 
 
 def say(engine: Engine, text: str, user: str = "ana", **kw) -> list:
-    return engine.handle(Turn(user, PLACE, text=text, platform="test", **kw))
+    return engine.converse(Turn(user, PLACE, text=text, platform="test", **kw))
 
 
 def texts(replies) -> str:

@@ -16,7 +16,7 @@ PLACE = "discord:guild:chan"
 
 
 def say(engine: Engine, text: str = "", action: str | None = None, user: str = "ana") -> list:
-    return engine.handle(Turn(user, PLACE, text=text, action=action, platform="test"))
+    return engine.converse(Turn(user, PLACE, text=text, action=action, platform="test"))
 
 
 def button(replies, label: str) -> str:

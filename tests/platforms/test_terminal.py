@@ -167,3 +167,49 @@ def test_line_editing_and_history_in_a_real_terminal(home, tmp_path):
     finally:
         os.close(fd)
     assert "status" in (home / "chat_history").read_text()
+
+
+def test_replies_from_another_process_print_above_the_prompt(home, tmp_path):
+    import pty
+    import select
+    import time
+
+    from bot.chat.messages import Progress, Text
+    from bot.chat.outbox import Outbox
+    from bot.core.store import Store
+
+    env = {**os.environ, "LADDER_HOME": str(home), "LADDER_USER": "ana", "TERM": "xterm"}
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "bot.cli", "chat"], env)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 60) -> None:
+        nonlocal seen
+        deadline = time.time() + timeout
+        while marker not in seen and time.time() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(fd, 65536)
+                except OSError:
+                    break
+        assert marker in seen, seen.decode(errors="replace")[-2000:]
+
+    try:
+        read_until(b"ladder> ")
+        os.write(fd, b"hel")  # half a command typed when the worker's news arrives
+        store = Store(home / "ladder.db")
+        Outbox(store).post("terminal:ana", Progress("job-1", "Training intent (job 1): running", 1, 4))
+        Outbox(store).post("terminal:ana", Text("Adapter **intent** is registered."))
+        read_until(b"is registered.")
+        assert b"25% Training intent (job 1): running" in seen
+        seen = seen[seen.index(b"is registered."):]
+        read_until(b"ladder> hel")  # the prompt and the half-typed line come back below it
+        os.write(fd, b"p\r")
+        read_until(b"Capabilities")
+        os.write(fd, b"quit\r")
+        os.waitpid(pid, 0)
+        store.close()
+    finally:
+        os.close(fd)

@@ -19,7 +19,7 @@ from trainfiles import tickets, write_jsonl
 from typer.testing import CliRunner
 
 from bot.chat.engine import Engine
-from bot.chat.messages import Attachment, Choices, Progress, Text, Turn
+from bot.chat.messages import Attachment, Choices, Turn, reply_text
 from bot.cli import app
 from bot.core.config import Settings
 from bot.core.store import Store
@@ -181,29 +181,30 @@ def test_a_second_chat_launch_with_no_worker_still_runs(home, tmp_path, tiny_mod
     settings = Settings(_env_file=None, home=home, base_model=str(tiny_model_dir))
     store = Store(settings.db_path)
     engine = Engine(store, settings)
-    engine.handle(Turn("ana", "terminal:ana", "new support"))
+    place = "terminal:ana"
+    engine.converse(Turn("ana", place, "new support"))
     data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
     files = (Attachment("tickets.jsonl", data, data.stat().st_size),)
 
     def launch(name):
-        card = engine.handle(Turn("ana", "terminal:ana", f"train steps=3 name={name} max_length=128", files=files))
+        card = engine.converse(Turn("ana", place, f"train steps=3 name={name} max_length=128", files=files))
         button = next(o.id for r in card if isinstance(r, Choices) for o in r.options if o.label == "Launch")
-        return engine.stream(Turn("ana", "terminal:ana", action=button))
+        started = time.perf_counter()
+        assert engine.handle(Turn("ana", place, action=button)) == []  # the turn returns at once
+        assert time.perf_counter() - started < 1.0
+        engine.wait(place)
+        return reply_text(engine.take(place))
 
-    first = launch("first-run")
-    queued = next(first)
-    assert isinstance(queued, Text) and "this chat runs it" in queued.text
-    assert isinstance(next(first), Progress)
-    first.close()  # the user stops following (Ctrl-C); the job carries on
-    second = list(launch("second-run"))
-    assert any(isinstance(r, Text) and "Adapter **second-run** is registered" in r.text for r in second)
+    assert "Queued job 1: no `ladder worker` is running, so this chat runs it" in launch("first-run")
+    assert "Queued job 2: worker" in launch("second-run")  # this chat's own worker will run it
     project = store.get_project("support")
     wait_for(lambda: {a["name"] for a in store.adapters(project["id"])} == {"first-run", "second-run"}, timeout=60)
+    outcome = reply_text(engine.take(place))  # what the worker pushed to the chat that launched them
+    assert "Adapter **first-run** is registered" in outcome and "Adapter **second-run** is registered" in outcome
     from bot.training.jobs import stop_background
 
     assert stop_background() == []
     store.close()
-
 
 def read_until(stream, pattern: str, seen: list[str], timeout: float = 120.0) -> str:
     """Read lines from a subprocess's stdout until one matches `pattern`."""
@@ -223,37 +224,68 @@ def read_until(stream, pattern: str, seen: list[str], timeout: float = 120.0) ->
     return found[0]
 
 
-def test_ctrl_c_in_chat_stops_following_and_quitting_hands_the_job_back(home, tmp_path, tiny_model_dir):
-    data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
+def chat_process(home: Path, cwd: Path, tiny_model_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "LADDER_HOME": str(home), "LADDER_USER": "ana", "LADDER_BASE_MODEL": str(tiny_model_dir)}
-    chat = subprocess.Popen([sys.executable, "-m", "bot.cli", "chat", "--project", "support"], env=env, cwd=tmp_path,
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "chat", "--project", "support"], env=env, cwd=cwd,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-    seen: list[str] = []
-    chat.stdin.write(f"train @{data} steps=5000 name=patient max_length=128 eval_steps=10\n")
+
+
+def launch_in(chat: subprocess.Popen, data: Path, seen: list[str], options: str) -> None:
+    chat.stdin.write(f"train @{data} {options}\n")
     chat.stdin.flush()
     launch = read_until(chat.stdout, r"(\d+)\) Launch", seen)
     chat.stdin.write(launch.split(")")[0].strip() + "\n")
     chat.stdin.flush()
-    read_until(chat.stdout, r"Training patient \(job 1\)", seen)
+    read_until(chat.stdout, r"Queued job 1", seen)
+
+
+def test_ctrl_c_while_a_chat_waits_hands_its_job_back(home, tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
+    chat = chat_process(home, tmp_path, tiny_model_dir)
+    seen: list[str] = []
+    launch_in(chat, data, seen, "steps=5000 name=patient max_length=128 eval_steps=10")
     settings = Settings(_env_file=None, home=home)
     store = Store(settings.db_path)
     wait_for(lambda: (store.job(1)["progress"] or {}).get("step", 0) >= 12, every=0.05)  # a checkpoint at step 10
-    chat.send_signal(signal.SIGINT)
-    read_until(chat.stdout, r"Stopped following\. Job 1 carries on in the background", seen)
-    chat.stdin.write("jobs\n")
+    chat.stdin.write("jobs\nquit\n")
     chat.stdin.flush()
-    read_until(chat.stdout, r"patient", seen)
-    assert store.job(1)["status"] == "running"  # the chat lives on, and so does the job
-    out, err = chat.communicate("quit\n", timeout=60)
+    read_until(chat.stdout, r"Waiting for job 1 to finish \(Ctrl-C stops waiting\)", seen)
+    assert store.job(1)["status"] == "running"  # the chat ran `jobs` and went on; so did the job
+    chat.send_signal(signal.SIGINT)
+    out, err = chat.communicate(timeout=60)
     transcript = "".join(seen) + out
     assert chat.returncode == 0, err
+    assert "Stopped waiting. Job 1 carries on in the background" in transcript
     assert "Job 1 is back in the queue" in transcript and "ladder worker" in transcript
     assert "Traceback" not in err + transcript
     job = store.job(1)
     assert job["status"] == "queued" and job["resumes"] == 1
-    # Resumable: its checkpoints are kept for the next worker (resuming is tested in test_training).
+    # Resumable: its checkpoints are kept for the next worker (resuming is tested in test_queue).
     assert list(Path(job["output_dir"], "checkpoints").glob("checkpoint-*"))
     assert store.request_cancel(1, "ana") == "cancelled"
+    store.close()
+
+
+def test_a_separate_worker_pushes_progress_and_the_loss_curve_to_the_chat(home, tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
+    worker = worker_process(home)
+    try:
+        wait_for(lambda: Path(home, "ladder.db").exists())
+        store = Store(Path(home, "ladder.db"))
+        wait_for(lambda: live_worker(store) is not None, timeout=60)
+        chat = chat_process(home, tmp_path, tiny_model_dir)
+        seen: list[str] = []
+        launch_in(chat, data, seen, "steps=30 name=pushed max_length=128 eval_steps=10")
+        out, err = chat.communicate("quit\n", timeout=180)  # a piped chat waits for the jobs it launched
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    transcript = "".join(seen) + out
+    assert chat.returncode == 0, err
+    assert f"worker {worker.pid} on" in transcript  # not this chat: the separate worker runs it
+    assert re.search(r"Training pushed \(job 1\): running · step \d+/30", transcript)
+    assert "Training pushed (job 1): succeeded · step 30/30" in transcript
+    assert "[image] loss curve of pushed" in transcript and "Adapter pushed is registered" in transcript
     store.close()
 
 

@@ -199,27 +199,35 @@ def test_chat_train_doctor_card_launch_and_permissions(home, tmp_path, tiny_mode
     settings = Settings(_env_file=None, home=home, base_model=str(tiny_model_dir))
     store = Store(settings.db_path)
     engine = Engine(store, settings)
-    engine.handle(Turn("ana", "terminal:ana", "new support"))
+    engine.converse(Turn("ana", "terminal:ana", "new support"))
     data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
     files = (Attachment("tickets.jsonl", data, data.stat().st_size),)
-    card = engine.handle(Turn("ana", "terminal:ana", "train steps=12 name=chat-v1 max_length=128 lr=0.003", files=files))
+    card = engine.converse(Turn("ana", "terminal:ana", "train steps=12 name=chat-v1 max_length=128 lr=0.003", files=files))
     text = reply_text(card)
     assert "Dataset doctor: tickets.jsonl" in text and "Trainable" in text and "Training plan" in text
     launch = next(o.id for r in card if isinstance(r, Choices) for o in r.options if o.label == "Launch")
 
     # A Slack user who is not a trainer is told who can launch.
-    [refusal] = engine.handle(Turn("bob", "slack:C1", action=launch, platform="slack"))
+    [refusal] = engine.converse(Turn("bob", "slack:C1", action=launch, platform="slack"))
     assert refusal.tone == "error" and "nobody yet (set LADDER_TRAINERS)" in refusal.text
 
-    replies = engine.handle(Turn("ana", "terminal:ana", action=launch, platform="terminal"))
+    queued = engine.converse(Turn("ana", "terminal:ana", action=launch, platform="terminal"))
+    assert "Queued job 1" in reply_text(queued) and "this chat runs it" in reply_text(queued)
+    replies = list(queued)
+
+    def outcome_arrived():  # what the worker pushes through the outbox as it trains and ends
+        replies.extend(engine.take("terminal:ana"))
+        return any(isinstance(r, Text) and "Adapter **chat-v1** is registered" in r.text for r in replies)
+
+    wait_for(outcome_arrived, timeout=120)
     progress = [r for r in replies if isinstance(r, Progress)]
     assert len({p.key for p in progress}) == 1 and progress[-1].done and progress[-1].current == 12
-    assert any("step" in p.text and "loss" in p.text for p in progress)
+    assert "step 12/12" in progress[-1].text and "loss" in progress[-1].text
     assert any(isinstance(r, Image) and r.path.name == "loss.png" for r in replies)
     assert any(isinstance(r, Text) and "Adapter **chat-v1** is registered" in r.text for r in replies)
     assert any(isinstance(r, Choices) and r.options[0].label == "Compare it in the arena" for r in replies)
     assert [a["name"] for a in store.adapters(store.get_project("support")["id"])] == ["chat-v1"]
-    listing = reply_text(engine.handle(Turn("ana", "terminal:ana", "jobs")))
+    listing = reply_text(engine.converse(Turn("ana", "terminal:ana", "jobs")))
     assert "chat-v1" in listing and "succeeded" in listing
     store.close()
 
@@ -235,17 +243,17 @@ def test_chat_offers_the_fix_as_a_button(home, tmp_path, tiny_model_dir):
     settings = Settings(_env_file=None, home=home, base_model=str(tiny_model_dir))
     store = Store(settings.db_path)
     engine = Engine(store, settings)
-    engine.handle(Turn("ana", "terminal:ana", "new support"))
+    engine.converse(Turn("ana", "terminal:ana", "new support"))
     records = tickets(160)
     records[3]["input"] += " my card is 4111 1111 1111 1111"
     records.append({"instruction": "broken", "output": 3})
     data = write_jsonl(tmp_path / "raw.jsonl", records)
-    card = engine.handle(Turn("ana", "terminal:ana", "train name=fixed-v1 max_length=128",
+    card = engine.converse(Turn("ana", "terminal:ana", "train name=fixed-v1 max_length=128",
                               files=(Attachment("raw.jsonl", data, data.stat().st_size),)))
     assert "Not trainable yet" in reply_text(card) and "Launch" not in reply_text(card)
     fix_button = next(o.id for r in card if isinstance(r, Choices) for o in r.options if o.label == "Fix it and check again")
     data.unlink()  # the upload was a temporary file: the button works from Ladder's own copy
-    replies = engine.handle(Turn("ana", "terminal:ana", action=fix_button))
+    replies = engine.converse(Turn("ana", "terminal:ana", action=fix_button))
     text = reply_text(replies)
     assert "Wrote a cleaned copy with 160 examples" in text and "dropped 1 unusable line(s)" in text
     [copy] = [r for r in replies if isinstance(r, File)]

@@ -1,0 +1,131 @@
+"""The outbox: posts from any process, ordered delivery, edits coalesced and throttled, failed
+deliveries retried with backoff and never lost, and repeats dropped on the receiving side.
+Real SQLite, a real second process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bot.chat.messages import Choice, Choices, Progress, Text
+from bot.chat.outbox import Deliverer, Outbox
+
+
+class Platform:
+    """A chat platform that numbers its messages, records posts and edits, and can be made to fail."""
+
+    def __init__(self):
+        self.messages: dict[str, object] = {}
+        self.log: list[tuple[str, str, object]] = []
+        self.failures = 0
+
+    def send(self, item, previous):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the platform is down")
+        if previous is not None:
+            self.messages[previous] = item.reply
+            self.log.append(("edit", previous, item.reply))
+            return previous
+        ref = f"m{len(self.messages) + 1}"
+        self.messages[ref] = item.reply
+        self.log.append(("post", ref, item.reply))
+        return ref
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_replies_arrive_in_order_and_progress_edits_one_message(store):
+    outbox, platform, clock = Outbox(store), Platform(), Clock()
+    deliverer = Deliverer(store, "terminal:ana", platform.send, clock=clock)
+    outbox.post("terminal:ana", Text("queued"))
+    outbox.post("terminal:ana", Progress("job-1", "step 1/3", 1, 3))
+    outbox.post("terminal:bo", Text("not for ana"))
+    assert deliverer.run_once() == 2
+    assert [(kind, ref) for kind, ref, _ in platform.log] == [("post", "m1"), ("post", "m2")]
+    for step in (2, 3):  # two edits while one waits: the newer replaces the older
+        outbox.post("terminal:ana", Progress("job-1", f"step {step}/3", step, 3, done=step == 3))
+    assert outbox.pending("terminal:ana") == 1
+    clock.now += 1.0
+    assert deliverer.run_once() == 1
+    assert platform.log[-1][:2] == ("edit", "m2") and platform.messages["m2"].text == "step 3/3"
+    assert outbox.pending("terminal:ana") == 0 and outbox.pending("terminal:bo") == 1
+
+
+def test_edits_are_throttled_to_one_per_second_per_message(store):
+    outbox, platform, clock = Outbox(store), Platform(), Clock()
+    deliverer = Deliverer(store, "slack:", platform.send, clock=clock)
+    outbox.post("slack:C1", Progress("p", "0%", 0, 10))
+    outbox.post("slack:C2", Progress("p", "other message", 0, 10))
+    deliverer.run_once()
+    sent = []
+    for tick in range(1, 21):  # an update every 100 ms for two seconds
+        clock.now += 0.1
+        outbox.post("slack:C1", Progress("p", f"{tick * 5}%", tick, 20))
+        deliverer.run_once()
+        sent += [entry for entry in platform.log if entry not in sent]
+    edits = [entry for entry in platform.log if entry[0] == "edit"]
+    assert len(edits) == 2  # at most one per second, not twenty
+    assert platform.messages["m1"].text == "100%" or outbox.pending("slack:C1") == 1
+    clock.now += 1.0
+    deliverer.run_once()
+    assert platform.messages["m1"].text == "100%" and outbox.pending("slack:C1") == 0
+    assert platform.messages["m2"].text == "other message"  # another message has its own budget
+
+
+def test_a_failing_delivery_is_retried_with_backoff_and_never_lost(store):
+    outbox, platform = Outbox(store), Platform()
+    deliverer = Deliverer(store, "terminal:ana", platform.send)
+    outbox.post("terminal:ana", Text("the adapter is ready"))
+    platform.failures = 2
+    assert deliverer.run_once() == 0
+    row = store.db.execute("SELECT attempts, error, due_at FROM outbox").fetchone()
+    assert row[0] == 1 and "the platform is down" in row[1]
+    assert deliverer.run_once() == 0 and platform.failures == 1  # backing off: not retried at once
+    store.db.execute("UPDATE outbox SET due_at = '2000-01-01T00:00:00.000+00:00'")  # time passes
+    store.db.conn.commit()
+    assert deliverer.run_once() == 0
+    assert store.db.execute("SELECT attempts FROM outbox").fetchone()[0] == 2
+    second_wait = store.db.execute("SELECT due_at FROM outbox").fetchone()[0]
+    assert second_wait > row[2]  # the wait doubles
+    store.db.execute("UPDATE outbox SET due_at = '2000-01-01T00:00:00.000+00:00'")
+    store.db.conn.commit()
+    assert deliverer.run_once() == 1 and platform.messages["m1"].text == "the adapter is ready"
+    assert outbox.pending("terminal:ana") == 0
+
+
+def test_a_repeat_is_dropped_by_the_receiving_side(store):
+    outbox, platform = Outbox(store), Platform()
+    deliverer = Deliverer(store, "terminal:ana", platform.send)
+    outbox.post("terminal:ana", Choices("Vote?", (Choice("a1", "A"),)))
+    deliverer.run_once()
+    # The process died after the platform showed it, before the mark was written.
+    store.db.execute("UPDATE outbox SET delivered_at = NULL")
+    store.db.conn.commit()
+    deliverer.run_once()
+    assert [kind for kind, _, _ in platform.log] == ["post"]  # shown once
+    assert outbox.pending("terminal:ana") == 0
+
+
+def test_another_process_posts_and_this_one_delivers(store, settings):
+    script = (
+        "from bot.core.store import Store; from bot.chat.outbox import Outbox; "
+        "from bot.chat.messages import Progress, Text; "
+        f"s = Store({str(settings.db_path)!r}); o = Outbox(s); "
+        "[o.post('terminal:ana', Progress('job-9', f'step {n}/5', n, 5, done=n == 5)) for n in range(1, 6)]; "
+        "o.post('terminal:ana', Text('job 9 succeeded')); s.close()"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    platform = Platform()
+    deliverer = Deliverer(store, "terminal:ana", platform.send, min_edit_s=0.0)
+    deadline = time.time() + 10
+    while len(platform.log) < 2 and time.time() < deadline:
+        deliverer.run_once()
+    assert [reply.text for _, _, reply in platform.log] == ["step 5/5", "job 9 succeeded"]
