@@ -309,6 +309,19 @@ def outcomes(battles: list[dict[str, Any]], current: dict[str, int] | None = Non
     return rows
 
 
+def run_compare(arena: "Arena", project: dict[str, Any], prompt: str, variants: list[str] | None, user: str,
+                place: str | None = None, show_all: bool = False) -> dict[str, Any]:
+    """Answer `prompt` and return {prompt, answers[, battle_id]}: every variant side by side
+    (`show_all`), or a blind battle of two drawn from `variants` (default: all available), its
+    answers labelled by side. The chat and `ladder compare` both come here."""
+    if show_all:
+        chosen = variants or available_variants(arena.store, project)
+        return {"prompt": prompt, "answers": [a.to_dict() for a in arena.answer(project, chosen, prompt)]}
+    battle = arena.battle(project, prompt, user, variants, place)
+    return {"battle_id": battle["id"], "prompt": prompt,
+            "answers": [{"side": side, **battle["details"][side]} for side in ("a", "b")]}
+
+
 def standings(store: Store, project: dict[str, Any]) -> dict[str, Any]:
     """Return the project's leaderboard: every voted battle once, a re-trained adapter as a new entry."""
     from bot.arena.leaderboard import leaderboard

@@ -17,6 +17,7 @@ from bot.arena.battles import (
     base_model_for,
     parse_variant,
     parse_variants,
+    run_compare,
     standings,
 )
 from bot.chat.engine import Command, Context, Engine, closing
@@ -133,15 +134,12 @@ def _answer(ctx: Context, project: dict[str, Any], pool: list[str], prompt: str,
             loading: list[Reply]) -> Iterator[Reply]:
     """Generate the compare's answers (in the background): a blind battle, or every variant."""
     arena = yield from _ready(ctx, project, pool, loading)
+    result = run_compare(arena, project, prompt, pool, ctx.user, ctx.turn.place, show_all)
+    yield from grid_replies(result, blind=not show_all)
     if show_all:
-        answers = arena.answer(project, pool, prompt)
-        yield from grid_replies({"prompt": prompt, "answers": [a.to_dict() for a in answers]}, blind=False)
         return
-    battle = arena.battle(project, prompt, ctx.user, pool, ctx.turn.place)
-    result = {"prompt": prompt, "answers": [{"side": s, **battle["details"][s]} for s in ("a", "b")]}
-    buttons = tuple(ctx.button(label, "arena.vote", {"battle": battle["id"], "winner": key},
+    buttons = tuple(ctx.button(label, "arena.vote", {"battle": result["battle_id"], "winner": key},
                                "primary" if key in {"a", "b"} else "default") for key, label in WINNERS.items())
-    yield from grid_replies(result, blind=True)
     yield Choices("Which is better? The names are revealed after you vote.", buttons)
 
 

@@ -101,17 +101,13 @@ def embedded_client(settings: Settings, store, base_model: str | None = None) ->
     `ladder chat` uses it when LADDER_INFERENCE_URL is unset. Raises LadderError when the base
     model is not on disk.
     """
-    from bot.serving.host import ModelHost
-    from bot.serving.http import make_server
-    from bot.serving.registry import registry_from_store
+    from bot.serving.http import model_server
 
     base_model = base_model or settings.base_model
     with _embedded_lock:
         key = f"{base_model}@{settings.home}"
         if key not in _embedded:
-            lookup, names = registry_from_store(store)  # Store connections are per thread
-            host = ModelHost(base_model, lookup, settings.max_adapters, names)
-            server = make_server(host, "127.0.0.1", 0)
+            server = model_server(store, base_model, settings.max_adapters)
             threading.Thread(target=server.serve_forever, daemon=True).start()
             _embedded[key] = f"http://127.0.0.1:{server.server_address[1]}/v1"
         return InferenceClient(_embedded[key], "base", None, settings.inference_timeout_s)

@@ -180,6 +180,16 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
     return server
 
 
+def model_server(store, base_model: str, max_adapters: int, address: str = "127.0.0.1", port: int = 0):
+    """Return the OpenAI-compatible server for `base_model` and the registry's adapters, not yet
+    serving (call `serve_forever`): `ladder serve models` and the in-process server of
+    `ladder chat` are the same server. Raises LadderError when the base model is not on disk."""
+    from bot.serving.registry import registry_from_store
+
+    lookup, names = registry_from_store(store)  # reads the store from whichever thread serves
+    return make_server(ModelHost(base_model, lookup, max_adapters, names), address, port)
+
+
 class QuietServer(ThreadingHTTPServer):
     """A threading HTTP server that logs a client hanging up in one line, not a traceback."""
 

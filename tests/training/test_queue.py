@@ -202,7 +202,12 @@ def test_chat_train_doctor_card_launch_and_permissions(home, tmp_path, tiny_mode
     engine.converse(Turn("ana", "terminal:ana", "new support"))
     data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
     files = (Attachment("tickets.jsonl", data, data.stat().st_size),)
-    card = engine.converse(Turn("ana", "terminal:ana", "train steps=12 name=chat-v1 max_length=128 lr=0.003", files=files))
+    started = time.perf_counter()
+    [checking] = engine.handle(Turn("ana", "terminal:ana", "train steps=12 name=chat-v1 max_length=128 lr=0.003",
+                                    files=files))
+    assert time.perf_counter() - started < 1.0 and isinstance(checking, Progress)  # the doctor runs in the background
+    engine.wait("terminal:ana")
+    card = engine.take("terminal:ana")
     text = reply_text(card)
     assert "Dataset doctor: tickets.jsonl" in text and "Trainable" in text and "Training plan" in text
     launch = next(o.id for r in card if isinstance(r, Choices) for o in r.options if o.label == "Launch")

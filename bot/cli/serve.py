@@ -1,0 +1,133 @@
+"""Long-running things: `chat`, `serve slack|discord|models`; and `config`, `tiny-model`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bot.cli.app import (
+    JsonFlag,
+    app,
+    current_user,
+    emit_json,
+    note,
+    serve_app,
+    services,
+    settings_from_env,
+)
+from bot.core.errors import LadderError, NotAvailableYet
+
+
+@app.command()
+def chat(
+    project: Annotated[
+        Optional[str],
+        typer.Option("--project", "-p", help="Project to work on; created if it does not exist."),
+    ] = None,
+) -> None:
+    """Local chat with the same engine as Slack and Discord (the embedded default)."""
+    from rich.console import Console
+
+    from bot.platforms.terminal import TerminalChat
+
+    settings, store, engine = services()
+    user = current_user(settings)
+    place = f"terminal:{user}"
+    console = Console()
+    if project:
+        row = store.get_project(project)
+        if row is None:
+            row = store.create_project(project, user, place)
+            console.print(f"Created project {project}.", markup=False)
+        store.bind_place(place, row["id"], user)
+    from bot.training.jobs import stop_background
+
+    try:
+        TerminalChat(engine, user, place, console=console).run()
+    finally:
+        for job_id in stop_background():  # jobs this chat was training go back to the queue
+            console.print(f"Job {job_id} is back in the queue and resumes from its last checkpoint when a worker "
+                          "runs: start one with `ladder worker`, or open `ladder chat` and say `jobs`.",
+                          style="yellow", markup=False)
+        store.close()
+
+
+@app.command("config")
+def config_command(as_json: JsonFlag = False) -> None:
+    """Show the resolved settings (LADDER_* and .env), with secrets masked."""
+    settings = settings_from_env()
+    view = settings.public_view()
+    if as_json:
+        emit_json(view)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("setting", "value", title="Ladder settings")
+    for name, value in view.items():
+        table.add_row(f"LADDER_{name.upper()}", "" if value is None else str(value))
+    Console().print(table)
+
+
+@app.command("tiny-model")
+def tiny_model(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the model and tokenizer into.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Build a tiny random LLaMA model with a locally trained tokenizer, fully offline."""
+    from trainer.tiny import build_tiny_model
+
+    try:
+        path = build_tiny_model(directory)
+    except OSError as exc:
+        raise LadderError(f"could not write the tiny model to {directory} ({exc.strerror}); pick a writable folder") from None
+    if as_json:
+        emit_json({"path": str(path)})
+    else:
+        typer.echo(f"Tiny model written to {path}")
+
+
+@serve_app.command("slack")
+def serve_slack() -> None:
+    """Serve the Slack app (HTTP or Socket Mode)."""
+    raise NotAvailableYet("ladder serve slack")
+
+
+@serve_app.command("discord")
+def serve_discord() -> None:
+    """Serve the Discord bot."""
+    raise NotAvailableYet("ladder serve discord")
+
+
+@serve_app.command("models")
+def serve_models(
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model (default LADDER_BASE_MODEL).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    max_adapters: Annotated[Optional[int], typer.Option("--max-adapters", min=1, help="Adapters kept resident (LRU).")] = None,
+) -> None:
+    """Serve an OpenAI-compatible model server: one base model plus hot-swapped adapters."""
+    from bot.serving.http import model_server
+
+    settings, store, _ = services()
+    base = base_model or _served_base(settings, store)
+    server = model_server(store, base, max_adapters or settings.max_adapters, host, port)
+    typer.echo(f"serving {base} and its adapters at http://{host}:{port}/v1 (Ctrl-C to stop)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+def _served_base(settings, store) -> str:
+    """The base model `serve models` loads: LADDER_BASE_MODEL when set explicitly, else the one
+    the newest registered adapter was trained on, else the default."""
+    if "base_model" in settings.model_fields_set:
+        return settings.base_model
+    newest = store.db.execute("SELECT base_model FROM adapters ORDER BY id DESC LIMIT 1").fetchone()
+    if newest:
+        note(f"serving {newest[0]}, the base model of the newest adapter (--base-model picks another)")
+        return newest[0]
+    return settings.base_model
