@@ -343,7 +343,7 @@ def closing(key: str, work: Iterable[Reply], failed: str = "Stopped: see the mes
     try:
         yield from work
     except Exception:
-        yield Progress(key, failed, 1, 1, done=True)
+        yield Progress(key, failed, done=True)
         raise
 
 

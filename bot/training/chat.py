@@ -31,7 +31,7 @@ def install(engine: Engine) -> None:
     engine.add_command(Command("train", TRAIN_USAGE, "Check a dataset and launch a LoRA/QLoRA job", "Train", train_command))
     engine.add_command(Command("jobs", "jobs [ID] | jobs cancel ID", "Show training jobs and their progress", "Train", jobs_command))
     engine.add_command(Command("adapters", "adapters", "List the project's trained adapters", "Train", adapters_command))
-    engine.add_action("train.launch", _launch, background=True)
+    engine.add_action("train.launch", _launch)
     engine.add_action("train.dismiss", lambda ctx, payload: [Text("Not launched; nothing was queued.")])
     engine.add_action("train.run_here", _run_here)
     engine.add_action("train.fix", _fix, background=True)
@@ -55,6 +55,8 @@ def train_command(ctx: Context) -> list[Reply]:
     if len(ctx.turn.files) != 1:
         raise LadderError("attach one dataset file (in the terminal: `train @data.jsonl`); JSONL or CSV")
     upload, options = ctx.turn.files[0], _options(ctx)
+    if "name" in options:
+        jobs.check_adapter_name(options["name"])  # a typo is refused at once, not after the check
     key = ctx.key("doctor")
     ctx.spawn(lambda: closing(key, _checked(ctx, project, upload, options, key)))
     return [Progress(key, f"Checking {upload.name} with the dataset doctor…")]
@@ -130,17 +132,25 @@ def _fix(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
             *plan_card(ctx, project, out, shown_as, options)]
 
 
-def _launch(ctx: Context, payload: dict[str, Any]) -> Iterator[Reply]:
+def _launch(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
+    ctx.require_project()
+    _require_trainer(ctx)  # refused at once; planning and queueing run in the background
+    ctx.spawn(lambda: _queue(ctx, payload))
+    return []
+
+
+def _queue(ctx: Context, payload: dict[str, Any]) -> Iterator[Reply]:
     project = ctx.require_project()
-    _require_trainer(ctx)
     plan = jobs.plan_job(ctx.settings, ctx.store, project, Path(payload["data"]), payload["base_model"],
                          payload["method"], payload["name"], payload["overrides"], payload.get("columns"))
     job_id = jobs.enqueue(ctx.settings, ctx.store, plan, ctx.user, ctx.turn.place, ctx.turn.platform)
-    worker = jobs.ensure_worker(ctx.settings, ctx.store)
+    worker = jobs.live_worker(ctx.store)
     where = (f"worker {worker['pid']} on {worker['host']} runs it" if worker is not None
              else "no `ladder worker` is running, so this chat runs it while it stays open")
     yield Text(f"Queued job {job_id}: {where}. Its progress shows here, edited in place.")
-    yield progress_reply(ctx.store.job(job_id))
+    yield progress_reply(ctx.store.job(job_id))  # "queued", before a worker here can claim it
+    if worker is None:
+        jobs.run_in_background(ctx.settings, ctx.store)
 
 
 def _require_trainer(ctx: Context) -> None:

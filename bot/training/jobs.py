@@ -88,9 +88,7 @@ def plan_job(settings: Settings, store: Store, project: dict[str, Any], data: Pa
     verdict = report["verdict"]
     if not verdict["trainable"]:
         raise LadderError(f"the dataset is not ready to train: {verdict['first_problem']}")
-    name = name or f"{method}-{time.strftime('%m%d-%H%M%S')}"
-    if not PROJECT_NAME.match(name):
-        raise LadderError(f"adapter name {name!r} is not valid; use 3-63 letters, digits, '-' or '_'")
+    name = check_adapter_name(name or f"{method}-{time.strftime('%m%d-%H%M%S')}")
     taken = {a["name"] for a in store.adapters(project["id"])} | {
         j["name"] for j in store.jobs(project["id"]) if j["status"] not in {"failed", "cancelled"}
     }
@@ -120,6 +118,14 @@ def plan_job(settings: Settings, store: Store, project: dict[str, Any], data: Pa
     }
     load_config(config)  # validate now, so a bad setting fails before anything is queued
     return Plan(project, name, data, report, estimate, config, notes=list(verdict["warnings"]))
+
+
+def check_adapter_name(name: str) -> str:
+    """Return `name` if it can name an adapter; raise LadderError saying what a name may hold."""
+    if not PROJECT_NAME.match(name):
+        raise LadderError(f"adapter name {name!r} is not valid; use 3-63 letters, digits, '-' or '_', starting "
+                          "and ending with a letter or digit (like intent-v1)")
+    return name
 
 
 def _does_not_fit(params, shape, method, max_length, batch, needed, memory, device) -> str:
