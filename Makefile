@@ -23,7 +23,7 @@ test: setup
 	$(OFFLINE) $(PY) -m pytest -q
 
 bench: setup
-	@for script in benchmarks/*_bench.py benchmarks/train_throughput.py; do \
+	@for script in benchmarks/*_bench.py benchmarks/train_throughput.py benchmarks/slack_ack.py; do \
 		echo "== $$script" >&2; \
 		$(OFFLINE) $(PY) $$script --json || exit 1; \
 	done

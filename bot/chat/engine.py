@@ -17,10 +17,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bot.chat.messages import Choice, Progress, Reply, Table, Text, Turn, reply_text
+from bot.chat.messages import Choice, Form, Progress, Reply, Table, Text, Turn, reply_text
 from bot.chat.outbox import Outbox
 from bot.core.config import Settings
 from bot.core.errors import LadderError
@@ -50,6 +50,11 @@ class Context:
     def user(self) -> str:
         return self.turn.user
 
+    @property
+    def form(self) -> dict[str, str]:
+        """The values submitted in the form the pressed button opened (empty without one)."""
+        return dict(self.turn.form)
+
     def argv(self) -> list[str]:
         """Return the arguments split like a shell would, quotes respected.
 
@@ -69,11 +74,14 @@ class Context:
         return self.project
 
     def button(
-        self, label: str, kind: str, payload: dict[str, Any], style: str = "default"
+        self, label: str, kind: str, payload: dict[str, Any], style: str = "default", form: Form | None = None
     ) -> Choice:
-        """Return a button whose meaning is stored in SQLite, so it survives a restart."""
+        """Return a button whose meaning is stored in SQLite, so it survives a restart; with a
+        `form`, platforms that can ask first (a Slack modal) do, and the answers reach the
+        handler as `ctx.form`."""
         project_id = self.project["id"] if self.project else None
-        return Choice(self.store.create_action(kind, payload, project_id), label, style)  # type: ignore[arg-type]
+        stored = asdict(form) if form is not None else None
+        return Choice(self.store.create_action(kind, payload, project_id, stored), label, style, form)  # type: ignore[arg-type]
 
     def key(self, what: str) -> str:
         """Return a message key unique to this turn (`what-3f9a1c`): its progress edits one
@@ -214,7 +222,7 @@ class Engine:
         try:
             yield from work()
         except LadderError as exc:
-            yield Text(exc.message, tone="error")
+            yield Text(exc.message, tone="error", field=getattr(exc, "field", None))
         except Exception:
             incident = secrets.token_hex(4)
             logger.exception("incident %s while handling %r in %s", incident, turn.text, turn.place)
@@ -262,6 +270,12 @@ class Engine:
             tasks = list(self._tasks.get(place, []))
         done, pending = futures_wait(tasks, timeout=timeout)
         return not pending
+
+    def idle(self, timeout: float | None = None) -> bool:
+        """Wait for all background work, in every place; return False on timeout."""
+        with self._tasks_lock:
+            tasks = [t for ts in self._tasks.values() for t in ts]
+        return not futures_wait(tasks, timeout=timeout)[1]
 
     def take(self, place: str) -> list[Reply]:
         """Return the replies waiting in the outbox for `place`, marking them delivered (the

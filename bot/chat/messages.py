@@ -26,8 +26,9 @@ class Attachment:
 class Turn:
     """One user message or button press.
 
-    `place` identifies the chat place (for example `slack:C123:1700000000.1` for a thread) and is
-    what projects are linked to. `event_id`, when the platform gives one, dedupes retries.
+    `place` identifies the chat place (for example `slack:T1:C123:1700000000.1` for a thread) and
+    is what projects are linked to. `event_id`, when the platform gives one, dedupes retries.
+    `form` holds the values a user submitted in the form a button opened (a Slack modal).
     """
 
     user: str
@@ -37,6 +38,7 @@ class Turn:
     files: tuple[Attachment, ...] = ()
     platform: str = "terminal"
     event_id: str | None = None
+    form: tuple[tuple[str, str], ...] = ()  # (field name, value) pairs
 
 
 Tone = Literal["info", "success", "warning", "error"]
@@ -44,10 +46,35 @@ Tone = Literal["info", "success", "warning", "error"]
 
 @dataclass(frozen=True)
 class Text:
-    """A paragraph of Markdown (`**bold**`, `` `code` ``); adapters convert it per platform."""
+    """A paragraph of Markdown (`**bold**`, `` `code` ``); platforms convert it. An error about
+    one field of a submitted form names it in `field`, so a form can show it beside the field."""
 
     text: str
     tone: Tone = "info"
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of a form: text, a number, or a choice among `options`."""
+
+    name: str
+    label: str
+    kind: Literal["text", "number", "choice"] = "text"
+    default: str = ""
+    options: tuple[str, ...] = ()
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Form:
+    """What a button asks before it runs (a Slack modal, a Discord Modal). Platforms without
+    forms (the terminal) run the button with the defaults."""
+
+    title: str
+    fields: tuple[Field, ...]
+    submit: str = "Submit"
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,14 +84,17 @@ class Choice:
     id: str
     label: str
     style: Literal["default", "primary", "danger"] = "default"
+    form: Form | None = None
 
 
 @dataclass(frozen=True)
 class Choices:
-    """A prompt with buttons (numbered choices in the terminal)."""
+    """A prompt (Markdown) with buttons (numbered choices in the terminal). With a `key`, a later
+    Choices of the same key edits this message (a multi-choice question's ticks)."""
 
     prompt: str
     options: tuple[Choice, ...]
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +148,9 @@ __all__ = [
     "Attachment",
     "Choice",
     "Choices",
+    "Field",
     "File",
+    "Form",
     "Image",
     "Progress",
     "Reply",
@@ -167,10 +199,18 @@ def reply_from_json(data: dict) -> Reply:
     if cls is None:
         raise ValueError(f"unknown reply type {data.get('type')!r}")
     if cls is Choices:
-        fields["options"] = tuple(Choice(**option) for option in fields["options"])
+        fields["options"] = tuple(_choice(option) for option in fields["options"])
     if cls is Table:
         fields["columns"] = tuple(fields["columns"])
         fields["rows"] = tuple(tuple(row) for row in fields["rows"])
     if "path" in fields:
         fields["path"] = Path(fields["path"])
     return cls(**fields)
+
+
+def _choice(data: dict) -> Choice:
+    form = data.get("form")
+    if form is not None:
+        form = Form(form["title"], tuple(Field(**{**f, "options": tuple(f["options"])}) for f in form["fields"]),
+                    form["submit"], form.get("description", ""))
+    return Choice(data["id"], data["label"], data["style"], form)

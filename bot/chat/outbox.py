@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from bot.chat.messages import Progress, Reply, reply_from_json, reply_to_json
+from bot.chat.messages import Reply, reply_from_json, reply_to_json
 from bot.core.store import Store
 
 logger = logging.getLogger("ladder.outbox")
@@ -59,10 +59,11 @@ class Outbox:
     def post(self, place: str, reply: Reply, key: str | None = None) -> int:
         """Queue `reply` for `place` and return the item's id.
 
-        A `Progress` is keyed by its own key (it edits one message); pass `key` to key any
-        other reply. A keyed reply replaces a waiting edit of the same message.
+        A `Progress` (or a `Choices` with a key) is keyed by its own key: it edits one message;
+        pass `key` to key any other reply. A keyed reply replaces a waiting edit of the same
+        message.
         """
-        key = key or (reply.key if isinstance(reply, Progress) else None)
+        key = key or getattr(reply, "key", None)  # Progress and keyed Choices edit one message
         data = json.dumps(reply_to_json(reply), sort_keys=True)
         with self.store.atomic() as db:
             if key is not None:
@@ -111,10 +112,12 @@ class Outbox:
                                           "updated_at": _stamp()}, pk=("place", "message_key"))
             return bool(cursor.rowcount)
 
-    def failed(self, item: Item, error: str) -> float:
-        """Record a failed delivery and schedule the retry; return the seconds until it."""
+    def failed(self, item: Item, error: str, wait: float | None = None) -> float:
+        """Record a failed delivery and schedule the retry (after `wait` seconds when the platform
+        said so, a 429's Retry-After; else backing off); return the seconds until it."""
         attempts = item.attempts + 1
-        wait = min(BACKOFF_S[0] * 2 ** (attempts - 1), BACKOFF_S[1])
+        if wait is None:
+            wait = min(BACKOFF_S[0] * 2 ** (attempts - 1), BACKOFF_S[1])
         with self.store.atomic() as db:
             db.execute("UPDATE outbox SET attempts = ?, due_at = ?, error = ? WHERE id = ?",
                        [attempts, _stamp(wait), error[:500], item.id])
@@ -170,8 +173,8 @@ class Deliverer:
             previous = self.outbox.ref(item.place, item.key) if item.key is not None else None
             try:
                 ref = self.send(item, previous)
-            except Exception as exc:  # the platform failed: retry with backoff, never lose it
-                wait = self.outbox.failed(item, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # the platform failed: retry later (as it asked, or backing off), never lose it
+                wait = self.outbox.failed(item, f"{type(exc).__name__}: {exc}", getattr(exc, "retry_after", None))
                 logger.warning("delivering outbox item %s to %s failed (%s); retrying in %.0f s",
                                item.id, item.place, type(exc).__name__, wait)
                 continue

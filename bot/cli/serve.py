@@ -90,9 +90,19 @@ def tiny_model(
 
 
 @serve_app.command("slack")
-def serve_slack() -> None:
-    """Serve the Slack app (HTTP or Socket Mode)."""
-    raise NotAvailableYet("ladder serve slack")
+def serve_slack(
+    port: Annotated[int, typer.Option("--port", help="HTTP port; Slack's request URL is http(s)://HOST:PORT/slack/events.")] = 3000,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",
+    socket: Annotated[bool, typer.Option("--socket", help="Socket Mode (SLACK_APP_TOKEN): no public URL needed, for development.")] = False,
+) -> None:
+    """Serve the Slack app: /ladder, buttons, modals and thread replies (needs SLACK_BOT_TOKEN and
+    SLACK_SIGNING_SECRET, or SLACK_APP_TOKEN with --socket)."""
+    from bot.platforms.slack.server import required, serve
+
+    settings = settings_from_env()
+    required(settings, socket)  # a missing token is one line, before anything starts
+    _, _, engine = services()
+    serve(engine, settings, port=port, host=host, socket_mode=socket, announce=lambda line: typer.echo(line, err=True))
 
 
 @serve_app.command("discord")

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +22,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        populate_by_name=True,  # Settings(slack_bot_token=...) in code; SLACK_BOT_TOKEN or LADDER_... from the environment
     )
 
     home: Path = Field(
@@ -75,15 +76,28 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='JSON map of GPU name to USD per hour overriding the estimate table, e.g. {"A100-80GB": 1.6}.',
     )
+    admins: list[str] = Field(
+        default_factory=list,
+        description='Chat users who may cancel anyone\'s job (JSON list of ids, e.g. ["U123"]); unset allows only the local terminal.',
+    )
     slack_bot_token: SecretStr | None = Field(
-        None, description="Slack bot token (xoxb-...). Secret: never printed or logged."
+        None, validation_alias=AliasChoices("LADDER_SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN"),
+        description="Slack bot token (xoxb-...); SLACK_BOT_TOKEN works too. Secret: never printed or logged.",
     )
     slack_signing_secret: SecretStr | None = Field(
-        None, description="Slack signing secret used to verify requests. Secret."
+        None, validation_alias=AliasChoices("LADDER_SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),
+        description="Slack signing secret used to verify requests; SLACK_SIGNING_SECRET works too. Secret.",
     )
     slack_app_token: SecretStr | None = Field(
-        None, description="Slack app-level token (xapp-...) for Socket Mode. Secret."
+        None, validation_alias=AliasChoices("LADDER_SLACK_APP_TOKEN", "SLACK_APP_TOKEN"),
+        description="Slack app-level token (xapp-...) for Socket Mode; SLACK_APP_TOKEN works too. Secret.",
     )
+    slack_api_url: str | None = Field(
+        None, description="Slack Web API base URL (default Slack's own, https://slack.com/api/); for tests and "
+        "Slack-compatible gateways.",
+    )
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest file Ladder downloads from a chat upload, in MB; "
+                                 "bigger files are refused by name.")
     discord_token: SecretStr | None = Field(
         None, description="Discord bot token. Secret: never printed or logged."
     )

@@ -20,4 +20,12 @@ class NotAvailableYet(LadderError):
         self.capability = capability
 
 
-__all__ = ["LadderError", "NotAvailableYet"]
+class FieldError(LadderError):
+    """A problem with one field of a submitted form; platforms show it next to that field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+__all__ = ["FieldError", "LadderError", "NotAvailableYet"]

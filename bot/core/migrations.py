@@ -324,6 +324,13 @@ def m007_outbox(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m008_action_forms(db: sqlite_utils.Database) -> None:
+    """A button may ask before it runs (a Slack modal): its form, as JSON, resolves from SQLite
+    like its payload, so the form opens even after a restart."""
+    db["actions"].add_column("form", str)
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -266,8 +266,10 @@ class Store:
 
     # -- buttons -------------------------------------------------------------------------
 
-    def create_action(self, kind: str, payload: dict[str, Any], project_id: int | None = None) -> str:
-        """Store a button's meaning and return its stable id (safe to put in a custom id)."""
+    def create_action(self, kind: str, payload: dict[str, Any], project_id: int | None = None,
+                      form: dict[str, Any] | None = None) -> str:
+        """Store a button's meaning (and the form it asks first, if any) and return its stable id
+        (safe to put in a custom id)."""
         action_id = "a" + secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
         with self.atomic() as db:
             db["actions"].insert(
@@ -277,18 +279,32 @@ class Store:
                     "payload": json.dumps(payload, sort_keys=True),
                     "project_id": project_id,
                     "created_at": now(),
+                    "form": json.dumps(form, sort_keys=True) if form else None,
                 }
             )
         return action_id
 
     def resolve_action(self, action_id: str) -> dict[str, Any] | None:
-        """Return the button `action_id` as {kind, payload, project_id}, or None if unknown."""
+        """Return the button `action_id` as {kind, payload, project_id, form}, or None if unknown."""
         row = self.db.execute(
-            "SELECT kind, payload, project_id FROM actions WHERE id = ?", [action_id]
+            "SELECT kind, payload, project_id, form FROM actions WHERE id = ?", [action_id]
         ).fetchone()
         if row is None:
             return None
-        return {"kind": row[0], "payload": json.loads(row[1]), "project_id": row[2]}
+        return {"kind": row[0], "payload": json.loads(row[1]), "project_id": row[2],
+                "form": json.loads(row[3]) if row[3] else None}
+
+    def event_seen(self, event_id: str) -> bool:
+        """Return True when a turn with this platform event id was already recorded (a retry)."""
+        return self._event_seen(event_id)
+
+    def places_of(self, project_id: int, prefix: str) -> list[str]:
+        """Return the chat places linked to a project whose id starts with `prefix`, newest first."""
+        rows = self.db.execute(
+            "SELECT place FROM places WHERE project_id = ? AND substr(place, 1, ?) = ? ORDER BY updated_at DESC",
+            [project_id, len(prefix), prefix],
+        ).fetchall()
+        return [row[0] for row in rows]
 
     # -- interview -------------------------------------------------------------------------
 

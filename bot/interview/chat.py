@@ -154,7 +154,7 @@ def _on_toggle_button(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
     # Keep the options' order so the answer reads the same however it was picked.
     draft = [o.value for o in q.choices if o.value in draft]
     ctx.store.save_interview_session(project["id"], ctx.user, current=q.id, draft=draft)
-    return question_replies(ctx, q, ctx.store.answers(project["id"]), draft)
+    return question_replies(ctx, q, ctx.store.answers(project["id"]), draft, payload.get("key"))
 
 
 def _on_done_button(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
@@ -213,8 +213,14 @@ def ask(ctx: Context, q: Question, draft: list[str] | None = None) -> list[Reply
     return question_replies(ctx, q, ctx.store.answers(project["id"]), draft or [])
 
 
-def question_replies(ctx: Context, q: Question, answers: dict[str, Any], draft: list[str]) -> list[Reply]:
-    """Return one question as a message with buttons for its choices."""
+def question_replies(ctx: Context, q: Question, answers: dict[str, Any], draft: list[str],
+                     key: str | None = None) -> list[Reply]:
+    """Return one question as one message with buttons for its choices.
+
+    The message is keyed, so ticking a multi-choice option edits it (with `key`, the key of the
+    message the option was ticked in) instead of posting the question again.
+    """
+    key = key or ctx.key(f"question-{q.id}")
     relevant = relevant_questions(answers)
     answered = sum(1 for r in relevant if r.id in answers and r.id != q.id)
     text = f"**Question {answered + 1} of {len(relevant)}** · {q.text}"
@@ -226,7 +232,7 @@ def question_replies(ctx: Context, q: Question, answers: dict[str, Any], draft: 
     elif q.type == "multi":
         buttons = [
             ctx.button(("[x] " if o.value in draft else "[ ] ") + o.label, "interview.toggle",
-                       {"question": q.id, "value": o.value})
+                       {"question": q.id, "value": o.value, "key": key})
             for o in q.choices
         ]
         buttons.append(ctx.button("Done", "interview.done", {"question": q.id}, "primary"))
@@ -247,7 +253,7 @@ def question_replies(ctx: Context, q: Question, answers: dict[str, Any], draft: 
     buttons.append(ctx.command_button("Skip", "interview skip"))
     if ctx.store.interview_session(ctx.require_project()["id"])["history"]:
         buttons.append(ctx.command_button("Back", "interview back"))
-    return [Text(text), Choices("Answer:", tuple(buttons))]
+    return [Choices(text, tuple(buttons), key=key)]
 
 
 def answers_replies(ctx: Context) -> list[Reply]:

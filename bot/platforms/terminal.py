@@ -60,7 +60,7 @@ class RichRenderer:
         if isinstance(reply, Text):
             self.console.print(Markdown(reply.text, style=_TONE_STYLE[reply.tone]))
         elif isinstance(reply, Choices):
-            self.console.print(reply.prompt, markup=False)
+            self.console.print(Markdown(reply.prompt))
             for option in reply.options:
                 number = str(len(numbered) + 1)
                 numbered[number] = option.id

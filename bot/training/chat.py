@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.chat.engine import Command, Context, Engine, closing
-from bot.chat.messages import Choices, File, Progress, Reply, Table, Text
-from bot.core.errors import LadderError
+from bot.chat.messages import Choices, Field, File, Form, Progress, Reply, Table, Text
+from bot.core.errors import FieldError, LadderError
 from bot.training import jobs
 from bot.training.replies import adapters_table, doctor_replies, fix_replies, job_replies, jobs_table, progress_reply
 
+METHODS = ("lora", "qlora", "dora")
 TRAIN_USAGE = "train [base=MODEL] [method=lora|qlora|dora] [steps=N] [epochs=N] [name=NAME] (attach a dataset)"
 TRAIN_KEYS = {"base": "base_model", "base_model": "base_model", "method": "method", "steps": "max_steps",
               "max_steps": "max_steps", "epochs": "epochs", "name": "name", "max_length": "max_length",
@@ -30,6 +31,10 @@ def install(engine: Engine) -> None:
     """Add the training commands and buttons to `engine`."""
     engine.add_command(Command("train", TRAIN_USAGE, "Check a dataset and launch a LoRA/QLoRA job", "Train", train_command))
     engine.add_command(Command("jobs", "jobs [ID] | jobs cancel ID", "Show training jobs and their progress", "Train", jobs_command))
+    engine.add_command(Command("cancel", "cancel ID", "Cancel a training job (yours, or anyone's as an admin)", "Train",
+                               cancel_command))
+    engine.add_command(Command("data", "data check (attach a dataset)", "Check a dataset with the dataset doctor", "Train",
+                               data_command))
     engine.add_command(Command("adapters", "adapters", "List the project's trained adapters", "Train", adapters_command))
     engine.add_action("train.launch", _launch)
     engine.add_action("train.dismiss", lambda ctx, payload: [Text("Not launched; nothing was queued.")])
@@ -40,9 +45,9 @@ def install(engine: Engine) -> None:
 # -- commands -------------------------------------------------------------------------------
 
 
-def _options(ctx: Context) -> dict[str, str]:
+def _options(ctx: Context, tokens: list[str] | None = None) -> dict[str, str]:
     options = {}
-    for token in ctx.argv():
+    for token in ctx.argv() if tokens is None else tokens:
         key, sep, value = token.partition("=")
         if not sep or key.lower() not in TRAIN_KEYS:
             raise LadderError(f"could not read {token!r}; use {TRAIN_USAGE}")
@@ -68,35 +73,44 @@ def _checked(ctx: Context, project: dict[str, Any], upload, options: dict[str, s
     yield from card
 
 
-def plan_card(ctx: Context, project: dict[str, Any], data: Path, shown_as: str, options: dict[str, str]) -> list[Reply]:
-    """Return the doctor's report on `data` and, when it may train, the plan with Launch/Cancel;
-    when it may not but a cleaned copy could, a button that makes one."""
+def doctor_card(ctx: Context, data: Path, shown_as: str, options: dict[str, str]) -> tuple[dict, list[Reply], Path]:
+    """Return (the doctor's report on `data`, its replies, Ladder's own copy of the file). When
+    the data may not train but a cleaned copy could, the replies end with a button that makes one."""
     from trainer.doctor import check
     from trainer.formats import parse_columns
     from trainer.hub import resolve_base_model
 
-    given = dict(options)
+    base_model = options.get("base_model", ctx.settings.base_model)
+    max_length = int(options.get("max_length", 1024))
+    report = check(data, base_model=str(resolve_base_model(base_model)[0]), max_length=max_length,
+                   columns=parse_columns(options.get("columns")), pii_allow=ctx.settings.pii_allow)
+    report["file"] = shown_as
+    replies = doctor_replies(report)
+    stored = jobs.keep_dataset(ctx.settings, data, report["sha256"])  # uploads are temporary files
+    fixable = report["pii"] or report["invalid"] or report["empty_fields"] or report["duplicates"]["exact"]
+    if not report["verdict"]["trainable"] and fixable:
+        replies.append(Choices("The doctor can write a cleaned copy (personal data scrubbed, unusable lines, "
+                               "empty fields and duplicates dropped) and check it again.", (
+            ctx.button("Fix it and check again", "train.fix",
+                       {"data": str(stored), "upload": shown_as, "options": options}, "primary"),
+        )))
+    return report, replies, stored
+
+
+def plan_card(ctx: Context, project: dict[str, Any], data: Path, shown_as: str, options: dict[str, str]) -> list[Reply]:
+    """Return the doctor's report on `data` and, when it may train, the plan with Launch/Cancel
+    (Launch asks for the base model, method and steps where the platform has forms)."""
+    report, replies, stored = doctor_card(ctx, data, shown_as, options)
+    if not report["verdict"]["trainable"]:
+        return replies
+    options = dict(options)
     base_model = options.pop("base_model", ctx.settings.base_model)
     method = options.pop("method", "lora")
-    if method not in {"lora", "qlora", "dora"}:
+    if method not in METHODS:
         raise LadderError(f"unknown method {method!r}; use lora, qlora or dora")
     name = options.pop("name", None)
     columns = options.pop("columns", None)
     overrides = {k: (float(v) if k in {"epochs", "learning_rate"} else int(v)) for k, v in options.items()}
-    model_dir, _ = resolve_base_model(base_model)
-    report = check(data, base_model=str(model_dir), max_length=int(overrides.get("max_length", 1024)),
-                   columns=parse_columns(columns), pii_allow=ctx.settings.pii_allow)
-    report["file"] = shown_as
-    replies = doctor_replies(report)
-    stored = jobs.keep_dataset(ctx.settings, data, report["sha256"])  # uploads are temporary files
-    if not report["verdict"]["trainable"]:
-        if report["pii"] or report["invalid"] or report["empty_fields"] or report["duplicates"]["exact"]:
-            replies.append(Choices("The doctor can write a cleaned copy (personal data scrubbed, unusable lines, "
-                                   "empty fields and duplicates dropped) and check it again.", (
-                ctx.button("Fix it and check again", "train.fix",
-                           {"data": str(stored), "upload": shown_as, "options": given}, "primary"),
-            )))
-        return replies
     plan = jobs.plan_job(ctx.settings, ctx.store, project, stored, base_model, method, name, overrides, columns, report)
     est = plan.estimate
     replies.append(Table(("", ""), (
@@ -109,11 +123,47 @@ def plan_card(ctx: Context, project: dict[str, Any], data: Path, shown_as: str, 
     ), title="Training plan"))
     payload = {"data": str(stored), "name": plan.name, "base_model": base_model, "method": method,
                "overrides": overrides, "columns": columns, "upload": shown_as}
+    form = Form("Launch training", (
+        Field("base_model", "Base model", default=base_model, hint="A model folder, or a Hugging Face id in the cache."),
+        Field("method", "Method", "choice", default=method, options=METHODS),
+        Field("steps", "Steps", "number", default=str(overrides.get("max_steps", "")),
+              hint="Optimizer steps; leave empty for the epochs in the plan."),
+    ), submit="Launch", description=f"Dataset: {shown_as}")
     replies.append(Choices("Launch this job?", (
-        ctx.button("Launch", "train.launch", payload, "primary"),
+        ctx.button("Launch", "train.launch", payload, "primary", form=form),
         ctx.button("Cancel", "train.dismiss", {}),
     )))
     return replies
+
+
+def with_form(payload: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+    """Return the launch payload with what the user chose in the launch form, checked.
+
+    Raises FieldError naming the field: a base model not on disk, an unknown method, steps that
+    are not a positive whole number.
+    """
+    from trainer.hub import resolve_base_model
+
+    if not form:
+        return payload
+    payload = {**payload, "overrides": dict(payload["overrides"])}
+    base_model = (form.get("base_model") or payload["base_model"]).strip()
+    try:
+        resolve_base_model(base_model)
+    except LadderError as exc:
+        raise FieldError("base_model", exc.message) from None
+    method = (form.get("method") or payload["method"]).strip()
+    if method not in METHODS:
+        raise FieldError("method", f"unknown method {method!r}; pick lora, qlora or dora")
+    steps = (form.get("steps") or "").strip()
+    if steps:
+        if not steps.isdigit() or int(steps) < 1:
+            raise FieldError("steps", f"steps must be a whole number of at least 1, not {steps!r}")
+        payload["overrides"]["max_steps"] = int(steps)
+    else:
+        payload["overrides"].pop("max_steps", None)
+    payload.update(base_model=base_model, method=method)
+    return payload
 
 
 def _fix(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
@@ -135,6 +185,7 @@ def _fix(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
 def _launch(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
     ctx.require_project()
     _require_trainer(ctx)  # refused at once; planning and queueing run in the background
+    payload = with_form(payload, ctx.form)  # a form error shows in the form, before anything runs
     ctx.spawn(lambda: _queue(ctx, payload))
     return []
 
@@ -192,10 +243,7 @@ def jobs_command(ctx: Context) -> Iterator[Reply]:
         job = ctx.store.job(int(argv[1]))
         if job is None or job["project_id"] != project["id"]:
             raise LadderError(f"there is no job {argv[1]} in {project['name']}; `jobs` lists them")
-        if ctx.user != job["created_by"] and not jobs.is_trainer(ctx.settings, ctx.user, ctx.turn.platform):
-            raise LadderError("only the job's creator or a trainer (LADDER_TRAINERS) can cancel it")
-        status = ctx.store.request_cancel(job["id"], ctx.user)
-        yield Text(f"Job {job['id']} {status}.", tone="success")
+        yield cancel(ctx, job)
         return
     if argv[0].isdigit():
         job = ctx.store.job(int(argv[0]))
@@ -205,6 +253,46 @@ def jobs_command(ctx: Context) -> Iterator[Reply]:
         yield from queue_hint(ctx, [job])
         return
     raise LadderError("use `jobs`, `jobs ID` or `jobs cancel ID`")
+
+
+def cancel(ctx: Context, job: dict[str, Any]) -> Reply:
+    """Cancel `job` if this user launched it or is an admin (LADDER_ADMINS); return the reply."""
+    if ctx.user != job["created_by"] and not jobs.is_admin(ctx.settings, ctx.user, ctx.turn.platform):
+        raise LadderError(f"only the job's creator ({job['created_by']}) or an admin (LADDER_ADMINS) can cancel it")
+    status = ctx.store.request_cancel(job["id"], ctx.user)
+    return Text(f"Job {job['id']} {status}" + (": the worker stops it within seconds." if status == "cancelling" else "."),
+                tone="success")
+
+
+def cancel_command(ctx: Context) -> list[Reply]:
+    project = ctx.require_project()
+    argv = ctx.argv()
+    if len(argv) != 1 or not argv[0].isdigit():
+        raise LadderError("name the job: `cancel 3` (`jobs` lists them)")
+    job = ctx.store.job(int(argv[0]))
+    if job is None or job["project_id"] != project["id"]:
+        raise LadderError(f"there is no job {argv[0]} in {project['name']}; `jobs` lists them")
+    return [cancel(ctx, job)]
+
+
+def data_command(ctx: Context) -> list[Reply]:
+    ctx.require_project()
+    argv = ctx.argv()
+    if not argv or argv[0] != "check":
+        raise LadderError("use `data check` with a dataset attached")
+    if len(ctx.turn.files) != 1:
+        raise LadderError("attach one dataset file to check (in the terminal: `data check @data.jsonl`)")
+    upload = ctx.turn.files[0]
+    options = _options(ctx, argv[1:])
+    key = ctx.key("doctor")
+
+    def check() -> Iterator[Reply]:
+        _, replies, _ = doctor_card(ctx, upload.path, upload.name, options)
+        yield Progress(key, f"Checked {upload.name}.", 1, 1, done=True)
+        yield from replies
+
+    ctx.spawn(lambda: closing(key, check()))
+    return [Progress(key, f"Checking {upload.name} with the dataset doctor…")]
 
 
 def adapters_command(ctx: Context) -> list[Reply]:

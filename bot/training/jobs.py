@@ -172,6 +172,13 @@ def is_trainer(settings: Settings, user: str, platform: str) -> bool:
     return platform in {"terminal", "cli"}
 
 
+def is_admin(settings: Settings, user: str, platform: str) -> bool:
+    """Return True when `user` may cancel anyone's job: on LADDER_ADMINS, or local when it is unset."""
+    if settings.admins:
+        return user in settings.admins
+    return platform in {"terminal", "cli"}
+
+
 # -- who is alive ------------------------------------------------------------------------------
 
 HOST = socket.gethostname()

@@ -17,23 +17,26 @@ EXPECTED_COLUMNS = {
     "projects": {"id", "name", "description", "home_place", "created_by", "created_at"},
     "places": {"place", "project_id", "updated_at"},
     "turns": {"id", "place", "project_id", "user", "role", "platform", "text", "action", "event_id", "created_at"},
-    "actions": {"id", "kind", "payload", "project_id", "created_at"},
+    "actions": {"id", "kind", "payload", "project_id", "created_at", "form"},
     "interview_answers": {"project_id", "question_id", "value", "answered_by", "answered_at"},
     "documents": {"id", "project_id", "source", "content_hash", "size_bytes", "chunks", "embedder", "ingested_by", "ingested_at"},
     "datasets": {"id", "project_id", "name", "path", "sha256", "format", "rows", "valid_rows", "report", "created_by", "created_at"},
     "jobs": {
         "id", "project_id", "dataset_id", "name", "status", "method", "base_model", "config", "progress",
         "metrics", "error", "place", "created_by", "created_at", "started_at", "finished_at", "worker_pid",
-        "heartbeat_at",
+        "heartbeat_at", "output_dir", "resumes", "requested_by_platform", "worker_host",
     },
     "adapters": {"id", "project_id", "job_id", "name", "base_model", "method", "path", "metrics", "created_by", "created_at"},
     "battles": {
         "id", "project_id", "prompt", "variant_a", "variant_b", "answer_a", "answer_b", "latency_a_ms",
-        "latency_b_ms", "place", "created_by", "created_at",
+        "latency_b_ms", "place", "created_by", "created_at", "details", "adapter_a", "adapter_b",
     },
     "votes": {"battle_id", "user", "winner", "created_at", "updated_at"},
     "audit": {"id", "at", "user", "action", "project_id", "subject", "detail"},
     "interview_sessions": {"project_id", "current", "draft", "history", "updated_by", "updated_at"},
+    "outbox": {"id", "place", "message_key", "reply", "version", "created_at", "updated_at", "due_at", "attempts",
+               "error", "delivered_at"},
+    "outbox_refs": {"place", "message_key", "ref", "updated_at"},
 }
 
 
@@ -79,6 +82,7 @@ def test_store_opens_in_wal_mode_and_survives_restart(settings):
         "kind": "command",
         "payload": {"text": "status"},
         "project_id": project["id"],
+        "form": None,
     }
     assert reopened.audit_log(project["id"])[0]["action"] == "project.create"
     reopened.close()

@@ -1,0 +1,190 @@
+"""Replies as Slack messages: Block Kit through slack_sdk's models, within Slack's limits.
+
+A reply becomes one message (a progress line or a keyed question is edited in place with
+`chat.update`); long text and tables are split over sections; images and files are uploaded
+into the thread with `files_upload_v2`, and so is a table too long for one message (as CSV). Limits: 50 blocks a message, 3,000 characters a
+section, 75 characters a button label, 25 elements an actions block.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.chat.messages import Choices, File, Image, Progress, Reply, Table, Text
+from bot.chat.outbox import Item
+from bot.platforms.slack.places import parse_place
+
+logger = logging.getLogger("ladder.slack")
+
+MAX_BLOCKS = 50  # blocks in one message
+MAX_SECTION = 3000  # characters in one section's text
+MAX_LABEL = 75  # characters in a button label
+MAX_ACTIONS = 25  # elements in one actions block
+TONE = {"info": "", "success": ":white_check_mark: ", "warning": ":warning: ", "error": ":x: "}
+# What Slack's errors mean, in plain words, and what to do about them.
+PLAIN = {
+    "not_in_channel": "Ladder is not a member of this channel: invite it with `/invite @Ladder` and try again.",
+    "channel_not_found": "Ladder cannot see this channel (private channels need an invite): `/invite @Ladder`.",
+    "is_archived": "this channel is archived, so Ladder cannot post here; unarchive it or use another channel.",
+    "invalid_auth": "Slack refused Ladder's bot token (invalid_auth): check SLACK_BOT_TOKEN and reinstall the app.",
+    "token_revoked": "Ladder's bot token was revoked: reinstall the app and update SLACK_BOT_TOKEN.",
+}
+
+
+def plain_error(exc: SlackApiError) -> str:
+    """Return what a Slack API error means for the user, in plain words (never the raw payload)."""
+    data = exc.response.data if isinstance(exc.response.data, dict) else {}
+    code = data.get("error", "unknown_error")
+    if code == "missing_scope":
+        needed = data.get("needed", "a permission")
+        return (f"the Slack app lacks the `{needed}` permission: add it under OAuth & Permissions in the app's "
+                "settings and reinstall the app.")
+    return PLAIN.get(code, f"Slack refused the request ({code}).")
+
+
+class RetryLater(Exception):
+    """Slack asked to slow down (HTTP 429); the outbox retries after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"rate limited by Slack; retrying in {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+def mrkdwn(markdown: str) -> str:
+    """Return Ladder's Markdown as Slack mrkdwn: *bold*, • bullets, <url|links>, escaped & < >."""
+    text = markdown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
+    return re.sub(r"^(\s*)[-*] ", r"\1• ", text, flags=re.M)
+
+
+def pieces(text: str, size: int = MAX_SECTION) -> list[str]:
+    """Split `text` into parts of at most `size` characters, at line breaks where it can."""
+    parts: list[str] = []
+    while len(text) > size:
+        cut = text.rfind("\n", 0, size)
+        cut = cut if cut > size // 2 else size
+        parts.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    return [*parts, text] if text else parts or [""]
+
+
+def table_text(table: Table) -> str:
+    """Return a table as aligned monospace lines."""
+    rows = [table.columns, *table.rows]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(table.columns))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def table_csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(table.columns)
+    writer.writerows(table.rows)
+    return out.getvalue()
+
+
+def _sections(markdown: str) -> list[Block]:
+    return [SectionBlock(text=MarkdownTextObject(text=part)) for part in pieces(mrkdwn(markdown)) if part.strip()]
+
+
+def blocks_for(reply: Reply) -> tuple[list[Block], str] | None:
+    """Return (blocks, notification text) for a reply that is a message, or None when it must be
+    uploaded instead (an image, a file, or a table longer than a message holds)."""
+    if isinstance(reply, Text):
+        text = TONE[reply.tone] + reply.text
+        return _sections(text)[:MAX_BLOCKS], reply.text[:200]
+    if isinstance(reply, Progress):
+        fraction = reply.fraction
+        bar = ""
+        if fraction is not None:
+            filled = round(fraction * 10)
+            bar = "`" + "█" * filled + "░" * (10 - filled) + f"` {fraction:.0%}  "
+        mark = ":white_check_mark: " if reply.done else ":hourglass_flowing_sand: "
+        return [SectionBlock(text=MarkdownTextObject(text=(mark + bar + mrkdwn(reply.text))[:MAX_SECTION]))], reply.text[:200]
+    if isinstance(reply, Choices):
+        blocks = _sections(reply.prompt)
+        buttons = [
+            ButtonElement(
+                text=choice.label if len(choice.label) <= MAX_LABEL else choice.label[: MAX_LABEL - 1] + "…",
+                action_id=f"ladder-{index}", value=choice.id,
+                style=choice.style if choice.style in {"primary", "danger"} else None,
+            )
+            for index, choice in enumerate(reply.options)
+        ]
+        for start in range(0, len(buttons), MAX_ACTIONS):
+            blocks.append(ActionsBlock(elements=buttons[start:start + MAX_ACTIONS]))
+        return blocks[:MAX_BLOCKS], reply.prompt[:200]
+    if isinstance(reply, Table):
+        parts = pieces(table_text(reply), MAX_SECTION - 8)  # room for the ``` fences
+        if len(parts) > MAX_BLOCKS - 1:
+            return None
+        blocks: list[Block] = []
+        if reply.title:
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"*{mrkdwn(reply.title)}*")]))
+        blocks += [SectionBlock(text=MarkdownTextObject(text=f"```\n{part}\n```")) for part in parts]
+        return blocks, reply.title or "table"
+    return None
+
+
+class SlackSender:
+    """The outbox's `send` for Slack: posts into the place's thread, edits keyed messages in place
+    with `chat.update`, uploads images, files and long tables with `files_upload_v2`.
+
+    A 429 becomes RetryLater (the outbox waits as long as Slack asked); any other failure is
+    logged in plain words and raised, so the outbox retries it with backoff.
+    """
+
+    def __init__(self, client):
+        self.client = client
+
+    def __call__(self, item: Item, previous: str | None) -> str | None:
+        place = parse_place(item.place)
+        try:
+            return self._send(place, item.reply, previous)
+        except SlackApiError as exc:
+            if exc.response.status_code == 429:
+                raise RetryLater(float(exc.response.headers.get("Retry-After", 1))) from None
+            logger.warning("Slack refused outbox item %s for %s: %s", item.id, item.place, plain_error(exc))
+            raise
+
+    def _send(self, place, reply: Reply, previous: str | None) -> str | None:
+        message = blocks_for(reply)
+        if message is None:
+            return self._upload(place, reply)
+        blocks, text = message
+        blocks = [block.to_dict() for block in blocks]  # the models check Slack's limits here
+        if previous is not None:
+            self.client.chat_update(channel=place.channel, ts=previous, blocks=blocks, text=text)
+            return previous
+        response = self.client.chat_postMessage(channel=place.channel, thread_ts=place.thread_ts, blocks=blocks,
+                                                text=text, unfurl_links=False)
+        return response["ts"]
+
+    def _upload(self, place, reply: Reply) -> str | None:
+        if isinstance(reply, (Image, File)):
+            name = reply.path.name if isinstance(reply, Image) else reply.name
+            title = reply.alt if isinstance(reply, Image) else (reply.note or reply.name)
+            response = self.client.files_upload_v2(channel=place.channel, thread_ts=place.thread_ts,
+                                                   file=str(reply.path), filename=name, title=title)
+        else:  # a table too long for a message
+            name = re.sub(r"[^\w.-]+", "-", (reply.title or "table").lower()).strip("-") + ".csv"
+            response = self.client.files_upload_v2(channel=place.channel, thread_ts=place.thread_ts,
+                                                   content=table_csv(reply), filename=name, title=reply.title or name)
+        file = response.get("file") or {}
+        return file.get("id")

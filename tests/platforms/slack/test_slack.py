@@ -1,0 +1,396 @@
+"""The Slack app: the real Bolt app dispatching signed requests, the real engine, SQLite and
+outbox, against a loopback stand-in for Slack's Web API that records every call."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from slack_sdk import WebClient
+from slackstandin import (
+    TEAM,
+    TOKEN,
+    SlackStandIn,
+    buttons_of,
+    click,
+    event,
+    slash,
+    submit,
+    text_of,
+)
+from trainfiles import tickets, write_jsonl
+
+from bot.chat.engine import Engine
+from bot.chat.outbox import Deliverer
+from bot.core.config import Settings
+from bot.core.store import Store
+from bot.platforms.slack.app import create_app
+from bot.platforms.slack.render import SlackSender
+
+
+class Slack:
+    """One Slack workspace talking to one Ladder: dispatch, then settle and look at the calls."""
+
+    def __init__(self, home: Path, stand_in: SlackStandIn, **settings):
+        self.stand_in = stand_in
+        self.settings = Settings(_env_file=None, home=home, slack_bot_token=TOKEN, slack_signing_secret="test-signing-secret",
+                                 slack_api_url=stand_in.api_url, embedder="lexical", **settings)
+        self.store = Store(self.settings.db_path)
+        self.engine = Engine(self.store, self.settings)
+        self.client = WebClient(token=TOKEN, base_url=stand_in.api_url)
+        self.app, self.runtime = create_app(self.engine, self.settings, self.client, token_verification_enabled=False)
+        self.deliverer = Deliverer(self.store, "slack:", SlackSender(self.client), min_edit_s=0.0)
+
+    def send(self, request):
+        started = time.perf_counter()
+        response = self.app.dispatch(request)
+        self.ack_s = time.perf_counter() - started
+        return response
+
+    def settle(self, timeout: float = 120.0) -> None:
+        """Let the work after the acks finish, and deliver what it posted to the outbox."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self.runtime.wait(timeout=60)
+            self.engine.idle(timeout=60)
+            self.deliverer.run_once()
+            if (self.runtime.wait(timeout=0) and not self.store.db.execute(
+                    "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND place LIKE 'slack:%' AND due_at <= ?",
+                    [_now()]).fetchone()):
+                return
+        raise AssertionError("Slack work did not settle")
+
+    def posts(self, thread: str | None = None) -> list[dict]:
+        return [p for p in self.stand_in.of("chat.postMessage") if thread is None or p.get("thread_ts") == thread]
+
+    def root(self) -> str:
+        """The ts of the project's thread: the root message Ladder posted in the channel."""
+        project = self.store.list_projects()[-1]
+        return self.store.places_of(project["id"], f"slack:{TEAM}:C1:")[0].rsplit(":", 1)[1]
+
+    def latest_button(self, label: str) -> str:
+        for params in reversed(self.stand_in.of("chat.postMessage") + self.stand_in.of("chat.update")):
+            buttons = buttons_of(params)
+            if label in buttons:
+                return buttons[label]
+        raise AssertionError(f"no button {label!r}")
+
+    def say(self, text: str, files: list | None = None, user: str = "U1", event_id: str | None = None, retry=None):
+        thread = self.root()
+        fields = {"channel": "C1", "user": user, "text": text, "ts": f"{time.time():.6f}", "thread_ts": thread}
+        if files:
+            fields.update(files=files, subtype="file_share")
+        return self.send(event("message", event_id or f"Ev{time.perf_counter_ns()}", retry=retry, **fields))
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@pytest.fixture
+def stand_in():
+    fake = SlackStandIn()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def slack(home, stand_in, tiny_model_dir):
+    workspace = Slack(home, stand_in, base_model=str(tiny_model_dir), trainers=["U1"])
+    yield workspace
+    workspace.store.close()
+
+
+def all_text(stand_in: SlackStandIn) -> str:
+    return "\n".join(text_of(p) for p in stand_in.of("chat.postMessage") + stand_in.of("chat.update"))
+
+
+def test_help_is_acked_at_once_and_answered_only_to_the_user(slack, stand_in):
+    response = slack.send(slash(stand_in, "help"))
+    assert response.status == 200 and slack.ack_s < 1.0
+    slack.settle()
+    assert stand_in.of("chat.postMessage") == []  # no project here yet: nothing in the channel
+    [answer] = stand_in.responses
+    assert answer["response_type"] == "ephemeral" and "Capabilities" in json.dumps(answer)
+
+
+def test_a_bad_or_stale_signature_is_refused(slack, stand_in):
+    forged = slash(stand_in, "help")
+    forged.headers["x-slack-signature"] = ["v0=" + "0" * 64]
+    assert slack.send(forged).status == 401
+    assert slack.send(slash(stand_in, "help", age_s=6 * 60)).status == 401  # older than five minutes
+    slack.settle()
+    assert stand_in.responses == [] and stand_in.calls == []
+
+
+def test_a_whole_interview_by_button_clicks(slack, stand_in):
+    slack.send(slash(stand_in, "new refunds-bot"))
+    slack.settle()
+    thread = slack.root()
+    assert "Created project *refunds-bot*" in all_text(stand_in)
+    slack.send(click(stand_in, slack.latest_button("Start the interview"), thread_ts=thread))
+    slack.settle()
+    slack.say("sort refund requests by urgency")  # a reply in the thread: no command needed
+    slack.settle()
+    assert "Noted: sort refund requests by urgency." in all_text(stand_in)
+    question_posts = len(slack.posts(thread))
+    slack.send(click(stand_in, slack.latest_button("[ ] Wrong or missing facts"), thread_ts=thread))
+    slack.settle()
+    # Ticking an option edits the question in place instead of posting it again.
+    assert len(slack.posts(thread)) == question_posts
+    assert "[x] Wrong or missing facts" in text_of(stand_in.of("chat.update")[-1])
+    for label in ("Done", "No", "Weekly", "Yes", "Yes"):
+        slack.send(click(stand_in, slack.latest_button(label), thread_ts=thread))
+        slack.settle()
+    card = all_text(stand_in)
+    assert "*Recommendation: RAG*" in card and "Build a RAG baseline" in card
+    assert all(p.get("thread_ts") == thread for p in slack.posts() if "Recommendation" in text_of(p))
+
+
+def test_a_file_shared_in_the_thread_is_ingested(slack, stand_in):
+    slack.send(slash(stand_in, "new handbook"))
+    slack.settle()
+    refunds = stand_in.shared_file("refunds.md", b"# Refunds\n\nRefunds are paid within 30 days of the return.\n")
+    slack.say("rag add", files=[refunds])
+    slack.settle()
+    assert "1 added, 0 replaced" in all_text(stand_in)
+    slack.say("ask when are refunds paid?")
+    slack.settle()
+    assert "refunds.md" in all_text(stand_in) and "30 days" in all_text(stand_in)
+    # A slash command takes the files the user shared in the thread most recently.
+    thread = slack.root()
+    stand_in.thread_messages[thread] = [{"user": "U1", "ts": "1700000001.000001", "files": [
+        stand_in.shared_file("shipping.md", b"# Shipping\n\nParcels leave every weekday.\n")]}]
+    slack.send(slash(stand_in, "rag add"))
+    slack.settle()
+    assert "1 added, 0 replaced" in text_of(slack.posts(thread)[-1])
+    # Without the right token Slack answers with its login page: refused by name, nothing stored.
+    stand_in.files["broken.md"] = b"anything"
+    wrong = {**stand_in.shared_file("broken.md", b"x"), "url_private_download": stand_in.base + "/files/broken.md"}
+    slack.runtime.token = "xoxb-wrong"
+    slack.say("rag add", files=[wrong])
+    slack.settle()
+    assert "Slack sent a web page instead of broken.md" in all_text(stand_in)
+    assert [d["source"] for d in slack.store.documents(slack.store.get_project("handbook")["id"])] == [
+        "refunds.md", "shipping.md"]
+
+
+def test_a_replayed_event_does_no_double_work(slack, stand_in):
+    slack.send(slash(stand_in, "new replays"))
+    slack.settle()
+    before = len(stand_in.of("chat.postMessage"))
+    slack.say("status", event_id="EvSame")
+    slack.settle()
+    slack.say("status", event_id="EvSame", retry=1)  # Slack retries when it thinks we were slow
+    slack.settle()
+    statuses = [p for p in stand_in.of("chat.postMessage")[before:] if "Project replays" in text_of(p)]
+    assert len(statuses) == 1
+
+
+def test_dataset_doctor_launch_modal_progress_and_the_loss_curve(slack, stand_in, tmp_path):
+    slack.send(slash(stand_in, "new intents"))
+    slack.settle()
+    data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
+    shared = stand_in.shared_file("tickets.jsonl", data.read_bytes())
+    slack.say("train name=slack-v1 max_length=128 steps=4", files=[shared])
+    slack.settle()
+    assert "Dataset doctor: tickets.jsonl" in all_text(stand_in) and "Training plan" in all_text(stand_in)
+    launch = slack.latest_button("Launch")
+    thread = slack.root()
+
+    # Someone who is not on LADDER_TRAINERS opens the modal; submitting it is refused, in the modal.
+    slack.send(click(stand_in, launch, user="U2", thread_ts=thread))
+    view = json.loads(stand_in.of("views.open")[-1]["view"]) if isinstance(stand_in.of("views.open")[-1]["view"], str) \
+        else stand_in.of("views.open")[-1]["view"]
+    assert {b["block_id"] for b in view["blocks"] if b["type"] == "input"} == {"base_model", "method", "steps"}
+    refused = slack.send(submit(view, {"steps": "6"}, user="U2"))
+    assert json.loads(refused.body)["response_action"] == "errors"
+    assert "only trainers can launch" in refused.body
+    assert slack.store.jobs() == []
+
+    # A trainer: a bad field is shown beside it, and nothing runs.
+    slack.send(click(stand_in, launch, thread_ts=thread))
+    view = stand_in.of("views.open")[-1]["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    bad = slack.send(submit(view, {"base_model": str(tmp_path / "no-such-model")}))
+    assert json.loads(bad.body)["errors"].keys() == {"base_model"} and slack.store.jobs() == []
+    ok = slack.send(submit(view, {"steps": "6"}))
+    assert ok.status == 200 and ok.body == ""  # the modal closes
+    slack.settle()
+    assert "Queued job 1" in all_text(stand_in)
+
+    # A separate `ladder worker` trains it; its progress edits one message in the thread.
+    worker = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker", "--poll", "0.2"],
+                              env={**os.environ, "LADDER_HOME": str(slack.settings.home)}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while slack.store.job(1)["status"] not in {"succeeded", "failed"} and time.time() < deadline:
+            slack.deliverer.run_once()
+            time.sleep(0.2)
+        time.sleep(0.5)
+        slack.settle()
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert slack.store.job(1)["status"] == "succeeded"
+    progress_posts = [p for p in slack.posts(thread) if "Training slack-v1 (job 1)" in text_of(p)]
+    assert len(progress_posts) == 1  # posted once ...
+    edits = [p for p in stand_in.of("chat.update") if "Training slack-v1 (job 1)" in text_of(p)]
+    assert edits and "succeeded" in text_of(edits[-1]) and "step 6/6" in text_of(edits[-1])  # ... then edited
+    [upload] = [p for p in stand_in.of("files.completeUploadExternal") if p.get("thread_ts") == thread]
+    assert "loss curve of slack-v1" in json.dumps(upload)
+    assert any(upload_bytes.startswith(b"\x89PNG") for upload_bytes in stand_in.uploads.values())
+    assert "Adapter *slack-v1* is registered" in all_text(stand_in)
+
+
+def test_blind_compare_vote_and_reveal(home, stand_in, world):
+    slack = Slack(world["settings"].home, stand_in, base_model=world["settings"].base_model, inference_url=world["url"])
+    slack.send(slash(stand_in, "use arena"))
+    slack.settle()
+    thread = slack.root()
+    slack.send(slash(stand_in, "compare base,lora:alpha my kettle broke"))
+    slack.settle()
+    battle = all_text(stand_in)
+    assert "*Answer A*" in battle and "*Answer B*" in battle and "lora:alpha" not in battle
+    slack.send(click(stand_in, slack.latest_button("B is better"), user="U7", thread_ts=thread))
+    slack.settle()
+    reveal = text_of(slack.posts(thread)[-1])
+    assert "You voted: B is better" in reveal and "lora:alpha" in reveal and "base" in reveal
+    slack.store.close()
+
+
+def test_rate_limits_are_honoured_and_nothing_is_lost(slack, stand_in):
+    slack.send(slash(stand_in, "new limits"))
+    slack.settle()
+    stand_in.fail_next("chat.postMessage", status=429, headers={"Retry-After": "2"})
+    slack.say("status")
+    slack.runtime.wait(60)
+    slack.deliverer.run_once()
+    row = slack.store.db.execute("SELECT attempts, due_at, error FROM outbox WHERE delivered_at IS NULL").fetchone()
+    assert row[0] == 1 and "rate limited by Slack; retrying in 2 s" in row[2]
+    time.sleep(2.1)
+    slack.settle()
+    assert "Project limits" in all_text(stand_in)
+
+
+def test_a_bot_outside_the_channel_is_explained_in_plain_words(slack, stand_in):
+    stand_in.fail_next("chat.postMessage", "not_in_channel")
+    slack.send(slash(stand_in, "new outsiders"))
+    slack.settle()
+    [answer] = stand_in.responses
+    assert "Ladder is not a member of this channel: invite it with `/invite @Ladder`" in answer["text"]
+    assert "not_in_channel" not in answer["text"] or "invite" in answer["text"]
+
+
+def test_app_home_lists_projects_and_running_jobs(slack, stand_in):
+    slack.send(slash(stand_in, "new homebound"))
+    slack.settle()
+    slack.send(event("app_home_opened", "EvHome", user="U1", channel="D1", tab="home"))
+    slack.settle()
+    [published] = stand_in.of("views.publish")
+    view = json.loads(published["view"]) if isinstance(published["view"], str) else published["view"]
+    text = json.dumps(view)
+    assert published["user_id"] == "U1" and "homebound" in text and "No job is queued or running" in text
+
+
+def test_block_kit_limits_are_respected():
+    from bot.chat.messages import Choice, Choices, Table, Text
+    from bot.platforms.slack.render import blocks_for
+
+    blocks, _ = blocks_for(Text("word " * 2000))
+    assert len(blocks) == 4 and all(len(b.to_dict()["text"]["text"]) <= 3000 for b in blocks)
+    options = tuple(Choice(f"a{i}", ("option " * 20) + str(i)) for i in range(30))
+    blocks, _ = blocks_for(Choices("Pick one", options))
+    actions = [b.to_dict() for b in blocks if b.type == "actions"]
+    assert [len(a["elements"]) for a in actions] == [25, 5]
+    assert all(len(e["text"]["text"]) <= 75 for a in actions for e in a["elements"])
+    blocks, _ = blocks_for(Table(("a",), tuple((str(i) * 50,) for i in range(100)), "long"))
+    assert len(blocks) > 2 and all(len(b.to_dict().get("text", {}).get("text", "")) <= 3000 for b in blocks)
+    assert blocks_for(Table(("a",), tuple(("x" * 3000,) for i in range(60)), "huge")) is None  # uploaded as CSV
+
+
+def test_serve_over_http_with_a_health_check_and_signatures(home, stand_in, monkeypatch):
+    import socket
+
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    number = port.getsockname()[1]
+    port.close()
+    env = {**os.environ, "LADDER_HOME": str(home), "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": "test-signing-secret",
+           "LADDER_SLACK_API_URL": stand_in.api_url}
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "slack", "--port", str(number), "--host",
+                               "127.0.0.1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{number}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                health = httpx.get(url + "/healthz", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert health.json() == {"status": "ok", "platform": "slack"}
+        request = slash(stand_in, "help")
+        headers = {k: v[0] for k, v in request.headers.items()}
+        answered = httpx.post(url + "/slack/events", content=request.raw_body, headers=headers, timeout=10)
+        assert answered.status_code == 200
+        headers["x-slack-signature"] = "v0=" + "1" * 64
+        assert httpx.post(url + "/slack/events", content=request.raw_body, headers=headers, timeout=10).status_code == 401
+        deadline = time.time() + 30
+        while not stand_in.responses and time.time() < deadline:
+            time.sleep(0.1)
+        assert "Capabilities" in json.dumps(stand_in.responses[0])
+        assert [name for name, _ in stand_in.calls][:1] == ["auth.test"]  # the token was checked at start
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Traceback" not in server.stderr.read()
+
+
+def test_missing_tokens_are_one_line_naming_the_variable(home):
+    env = {k: v for k, v in os.environ.items() if "SLACK" not in k}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "slack"], capture_output=True, text=True,
+                            env={**env, "LADDER_HOME": str(home)}, timeout=60)
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
+    assert "SLACK_BOT_TOKEN is not set" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "slack", "--socket"], capture_output=True,
+                            text=True, env={**env, "LADDER_HOME": str(home), "SLACK_BOT_TOKEN": TOKEN}, timeout=60)
+    assert result.returncode == 1 and "SLACK_APP_TOKEN is not set" in result.stderr
+
+
+def test_no_block_is_hand_written():
+    source = Path(__file__).resolve().parents[3] / "bot" / "platforms" / "slack"
+    for path in source.rglob("*.py"):  # Block Kit comes from slack_sdk's models, which check the limits
+        assert not re.search(r"""["']type["']\s*:\s*["'](section|actions|button|input|modal)["']""", path.read_text()), path
+
+
+def test_only_the_creator_or_an_admin_cancels_a_job(home, stand_in, tiny_model_dir, tmp_path):
+    from bot.training.jobs import enqueue, plan_job
+
+    slack = Slack(home, stand_in, base_model=str(tiny_model_dir), trainers=["U1"], admins=["U9"])
+    slack.send(slash(stand_in, "new cancels"))
+    slack.settle()
+    project = slack.store.get_project("cancels")
+    data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
+    plan = plan_job(slack.settings, slack.store, project, data, str(tiny_model_dir), name="queued-one",
+                    overrides={"max_length": 128})
+    enqueue(slack.settings, slack.store, plan, "U1", f"slack:{TEAM}:C1:{slack.root()}", "slack")
+    slack.send(slash(stand_in, "cancel 1", user="U2"))
+    slack.settle()
+    assert "only the job's creator (U1) or an admin (LADDER_ADMINS) can cancel it" in stand_in.responses[-1]["text"]
+    assert slack.store.job(1)["status"] == "queued"
+    slack.send(slash(stand_in, "cancel 1", user="U9"))
+    slack.settle()
+    assert slack.store.job(1)["status"] == "cancelled" and "Job 1 cancelled." in all_text(stand_in)
+    slack.store.close()

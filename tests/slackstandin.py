@@ -1,0 +1,223 @@
+"""A loopback stand-in for Slack: its Web API (recording every call and answering like Slack),
+file downloads, response URLs and file uploads; plus signed requests for the Bolt app.
+
+Only the platform is faked: the Bolt app, the engine, SQLite and the outbox under test are real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from slack_bolt.request import BoltRequest
+
+SIGNING_SECRET = "test-signing-secret"
+TOKEN = "xoxb-test-token"
+TEAM, BOT = "T1", "UBOT"
+LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to Slack</body></html>"
+
+
+class SlackStandIn:
+    """Slack's side of the conversation, on 127.0.0.1."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.responses: list[dict[str, Any]] = []  # what was sent to response URLs
+        self.files: dict[str, bytes] = {}  # downloadable files by name
+        self.thread_messages: dict[str, list[dict]] = {}  # thread ts -> user messages (for conversations.replies)
+        self.failures: dict[str, list[tuple[int, dict, dict]]] = {}  # method -> queued (status, headers, body)
+        self.uploads: dict[str, bytes] = {}
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status: int, body: bytes, kind: str = "application/json", headers: dict | None = None):
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802
+                name = self.path.rsplit("/", 1)[-1]
+                if self.path.startswith("/files/") and name in stand_in.files:
+                    if self.headers.get("Authorization") == f"Bearer {TOKEN}":
+                        self._send(200, stand_in.files[name], "application/octet-stream")
+                    else:  # what Slack does without the right token or scope
+                        self._send(200, LOGIN_PAGE, "text/html; charset=utf-8")
+                    return
+                self._send(404, b"not found", "text/plain")
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if self.path.startswith("/upload/"):
+                    stand_in.uploads[self.path.rsplit("/", 1)[-1]] = raw
+                    self._send(200, b"OK", "text/plain")
+                    return
+                if self.path.startswith("/respond/"):
+                    stand_in.responses.append(json.loads(raw or b"{}"))
+                    self._send(200, b"ok", "text/plain")
+                    return
+                method = self.path.rsplit("/", 1)[-1]
+                if "json" in (self.headers.get("Content-Type") or ""):
+                    params = json.loads(raw or b"{}")
+                else:
+                    params = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+                status, headers, body = stand_in.answer(method, params, self.headers.get("Authorization"))
+                self._send(status, json.dumps(body).encode(), headers=headers)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.api_url = self.base + "/api/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+    # -- answering ------------------------------------------------------------------------
+
+    def next_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+    def answer(self, method: str, params: dict[str, Any], auth: str | None) -> tuple[int, dict, dict]:
+        with self._lock:
+            self.calls.append((method, params))
+            queued = self.failures.get(method)
+            if queued:
+                return queued.pop(0)
+        if auth != f"Bearer {TOKEN}":
+            return 200, {}, {"ok": False, "error": "invalid_auth"}
+        if method == "auth.test":
+            return 200, {}, {"ok": True, "user_id": BOT, "bot_id": "B1", "team_id": TEAM, "team": "Test"}
+        if method == "chat.postMessage":
+            return 200, {}, {"ok": True, "channel": params.get("channel"), "ts": self.next_ts()}
+        if method == "chat.update":
+            return 200, {}, {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
+        if method == "conversations.replies":
+            return 200, {}, {"ok": True, "messages": self.thread_messages.get(params.get("ts"), [])}
+        if method == "conversations.history":
+            return 200, {}, {"ok": True, "messages": []}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts)}"
+            return 200, {}, {"ok": True, "file_id": file_id, "upload_url": f"{self.base}/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            files = params.get("files")
+            files = json.loads(files) if isinstance(files, str) else files
+            return 200, {}, {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
+        return 200, {}, {"ok": True}
+
+    def fail_next(self, method: str, error: str | None = None, status: int = 200, headers: dict | None = None) -> None:
+        """Make the next call of `method` fail (a Slack error, or a status like 429)."""
+        body = {"ok": False, "error": error or "ratelimited"}
+        self.failures.setdefault(method, []).append((status, headers or {}, body))
+
+    # -- reading what happened ----------------------------------------------------------------
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        return [params for name, params in list(self.calls) if name == method]
+
+    def shared_file(self, name: str, content: bytes) -> dict[str, Any]:
+        """Return a Slack file object for `content`, downloadable from this stand-in."""
+        self.files[name] = content
+        return {"id": f"F{name.replace('.', '')}", "name": name, "size": len(content), "mimetype": "text/plain",
+                "url_private_download": f"{self.base}/files/{name}"}
+
+
+def blocks_of(params: dict[str, Any]) -> list[dict]:
+    blocks = params.get("blocks") or []
+    return json.loads(blocks) if isinstance(blocks, str) else blocks
+
+
+def text_of(params: dict[str, Any]) -> str:
+    """All the text a posted or updated message shows."""
+    parts = [params.get("text") or ""]
+    for block in blocks_of(params):
+        if block.get("text"):
+            parts.append(block["text"]["text"] if isinstance(block["text"], dict) else block["text"])
+        for element in block.get("elements", []):
+            if element.get("type") == "button":
+                parts.append(element["text"]["text"])
+            elif element.get("text"):
+                parts.append(element["text"])
+    return "\n".join(parts)
+
+
+def buttons_of(params: dict[str, Any]) -> dict[str, str]:
+    """Button label -> value in a posted message."""
+    return {element["text"]["text"]: element["value"] for block in blocks_of(params)
+            for element in block.get("elements", []) if element.get("type") == "button"}
+
+
+# -- signed requests --------------------------------------------------------------------------
+
+
+def signed(body: str, content_type: str, secret: str = SIGNING_SECRET, age_s: float = 0.0,
+           retry: int | None = None) -> BoltRequest:
+    """Return a Bolt request signed as Slack signs it (`age_s` seconds old)."""
+    timestamp = str(int(time.time() - age_s))
+    signature = "v0=" + hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    headers = {"content-type": [content_type], "x-slack-signature": [signature],
+               "x-slack-request-timestamp": [timestamp]}
+    if retry is not None:
+        headers["x-slack-retry-num"] = [str(retry)]
+        headers["x-slack-retry-reason"] = ["http_timeout"]
+    return BoltRequest(body=body, headers=headers)
+
+
+def slash(stand_in: SlackStandIn, text: str, user: str = "U1", channel: str = "C1", **kw) -> BoltRequest:
+    trigger = f"trig-{time.perf_counter_ns()}"
+    body = urlencode({"command": "/ladder", "text": text, "user_id": user, "channel_id": channel, "team_id": TEAM,
+                      "trigger_id": trigger, "response_url": f"{stand_in.base}/respond/{trigger}"})
+    return signed(body, "application/x-www-form-urlencoded", **kw)
+
+
+def click(stand_in: SlackStandIn, value: str, user: str = "U1", channel: str = "C1", thread_ts: str | None = None,
+          message_ts: str = "1700000000.999999") -> BoltRequest:
+    trigger = f"trig-{time.perf_counter_ns()}"
+    payload = {"type": "block_actions", "user": {"id": user}, "team": {"id": TEAM}, "channel": {"id": channel},
+               "trigger_id": trigger, "response_url": f"{stand_in.base}/respond/{trigger}",
+               "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "thread_ts": thread_ts},
+               "message": {"ts": message_ts, "thread_ts": thread_ts},
+               "actions": [{"action_id": "ladder-0", "value": value, "type": "button", "block_id": "b1"}]}
+    return signed(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
+
+def event(kind: str, event_id: str, retry: int | None = None, **fields) -> BoltRequest:
+    body = json.dumps({"type": "event_callback", "team_id": TEAM, "api_app_id": "A1", "event_id": event_id,
+                       "event_time": int(time.time()), "event": {"type": kind, **fields}})
+    return signed(body, "application/json", retry=retry)
+
+
+def submit(view: dict[str, Any], values: dict[str, str], user: str = "U1") -> BoltRequest:
+    """Submit the modal `view` (as views.open received it) with `values` by field name."""
+    state = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        element = block["element"]
+        name = block["block_id"]
+        value = values.get(name, element.get("initial_value") or (element.get("initial_option") or {}).get("value", ""))
+        if element["type"] == "static_select":
+            state[name] = {name: {"type": "static_select", "selected_option": {"value": value} if value else None}}
+        else:
+            state[name] = {name: {"type": element["type"], "value": value}}
+    payload = {"type": "view_submission", "user": {"id": user}, "team": {"id": TEAM},
+               "view": {"id": "V1", "type": "modal", "callback_id": view["callback_id"],
+                        "private_metadata": view["private_metadata"],
+                        "state": {"values": state}}}
+    return signed(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
