@@ -71,8 +71,8 @@ def grid_replies(result: dict[str, Any], blind: bool) -> list[Reply]:
     replies: list[Reply] = [Text(f"**Prompt:** {result['prompt']}")]
     for answer in result["answers"]:
         label = f"Answer {answer['side'].upper()}" if blind else answer["variant"]
-        cost = "" if blind else f" _({answer['latency_ms']:.0f} ms, {answer['completion_tokens']} tokens)_"
-        replies.append(Text(f"**{label}**{cost}\n\n{answer['text'] or '(empty answer)'}"))
+        cost = "" if blind else f" ({answer['latency_ms']:.0f} ms, {answer['completion_tokens']} tokens)"
+        replies.append(Text(answer["text"] or "(empty answer)", title=label + cost))
     return replies
 
 

@@ -52,6 +52,7 @@ class Text:
     text: str
     tone: Tone = "info"
     field: str | None = None
+    title: str = ""  # a card's heading (an arena answer): an embed on Discord, a bold line elsewhere
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def reply_text(replies: list[Reply]) -> str:
     parts: list[str] = []
     for reply in replies:
         if isinstance(reply, Text):
-            parts.append(reply.text)
+            parts.append(f"{reply.title}\n{reply.text}" if reply.title else reply.text)
         elif isinstance(reply, Choices):
             parts.append(reply.prompt + " " + " | ".join(o.label for o in reply.options))
         elif isinstance(reply, Table):

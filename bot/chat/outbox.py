@@ -8,7 +8,9 @@ latest state, not a backlog. Each platform runs a `Deliverer` over the places it
 - edits are throttled per message (at most one per `min_edit_s`, one second by default);
 - delivery is at least once: an item is marked delivered only after its platform accepted it,
   and the deliverer drops a repeat of an item it already sent (dedupe on the receiving side);
-- a delivery that fails waits with exponential backoff (capped) and is retried, never lost.
+- a delivery that fails waits with exponential backoff (capped), or as long as the platform
+  asked (a 429's Retry-After), and is retried, never lost; only a refusal for good (no
+  permission to post there) ends it, with the reason kept in `error`.
 
 Everything lives in SQLite (migration m007), so it survives restarts of either side.
 """
@@ -134,6 +136,13 @@ class Outbox:
         return self.store.db.execute("SELECT count(*) FROM outbox WHERE place = ? AND delivered_at IS NULL",
                                      [place]).fetchone()[0]
 
+    def give_up(self, item: Item, reason: str) -> None:
+        """Stop trying `item` (the platform refused it for good, e.g. no permission); the reason
+        stays in `error` for the runbook."""
+        with self.store.atomic() as db:
+            db.execute("UPDATE outbox SET delivered_at = ?, error = ?, attempts = attempts + 1 WHERE id = ?",
+                       [_stamp(), f"gave up: {reason}"[:500], item.id])
+
     def forget_delivered(self, older_than_s: float = KEEP_DELIVERED_S) -> int:
         """Remove delivered items older than `older_than_s`; return how many went."""
         with self.store.atomic() as db:
@@ -174,6 +183,9 @@ class Deliverer:
             try:
                 ref = self.send(item, previous)
             except Exception as exc:  # the platform failed: retry later (as it asked, or backing off), never lose it
+                if getattr(exc, "permanent", False):  # refused for good (no permission): retrying would loop
+                    self.outbox.give_up(item, str(exc))
+                    continue
                 wait = self.outbox.failed(item, f"{type(exc).__name__}: {exc}", getattr(exc, "retry_after", None))
                 logger.warning("delivering outbox item %s to %s failed (%s); retrying in %.0f s",
                                item.id, item.place, type(exc).__name__, wait)

@@ -17,7 +17,7 @@ from bot.cli.app import (
     services,
     settings_from_env,
 )
-from bot.core.errors import LadderError, NotAvailableYet
+from bot.core.errors import LadderError
 
 
 @app.command()
@@ -107,8 +107,13 @@ def serve_slack(
 
 @serve_app.command("discord")
 def serve_discord() -> None:
-    """Serve the Discord bot."""
-    raise NotAvailableYet("ladder serve discord")
+    """Serve the Discord bot (needs DISCORD_TOKEN): /ladder app commands, buttons, thread replies."""
+    from bot.platforms.discord.server import required, serve
+
+    required(settings_from_env())  # a missing token is one line, before anything starts
+    settings, _, engine = services()
+    typer.echo("Discord bot starting (Ctrl-C to stop); the owner says `@Ladder sync` once to register /ladder", err=True)
+    serve(engine, settings)
 
 
 @serve_app.command("models")

@@ -99,7 +99,12 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(50.0, gt=0, description="Largest file Ladder downloads from a chat upload, in MB; "
                                  "bigger files are refused by name.")
     discord_token: SecretStr | None = Field(
-        None, description="Discord bot token. Secret: never printed or logged."
+        None, validation_alias=AliasChoices("LADDER_DISCORD_TOKEN", "DISCORD_TOKEN"),
+        description="Discord bot token; DISCORD_TOKEN works too. Secret: never printed or logged.",
+    )
+    discord_guild: int | None = Field(
+        None, description="Discord server (guild) id that `@Ladder sync` registers the commands in at once, for "
+        "development; unset registers them globally.",
     )
 
     @field_validator("home")

@@ -58,6 +58,8 @@ class RichRenderer:
             return
         self.last_line_key = None
         if isinstance(reply, Text):
+            if reply.title:
+                self.console.print(reply.title, style="bold", markup=False, highlight=False)
             self.console.print(Markdown(reply.text, style=_TONE_STYLE[reply.tone]))
         elif isinstance(reply, Choices):
             self.console.print(Markdown(reply.prompt))

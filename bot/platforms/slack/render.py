@@ -8,8 +8,6 @@ section, 75 characters a button label, 25 elements an actions block.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
 
@@ -26,6 +24,7 @@ from slack_sdk.models.blocks import (
 from bot.chat.messages import Choices, File, Image, Progress, Reply, Table, Text
 from bot.chat.outbox import Item
 from bot.platforms.slack.places import parse_place
+from bot.platforms.text import pieces, table_csv, table_text
 
 logger = logging.getLogger("ladder.slack")
 
@@ -71,44 +70,16 @@ def mrkdwn(markdown: str) -> str:
     return re.sub(r"^(\s*)[-*] ", r"\1• ", text, flags=re.M)
 
 
-def pieces(text: str, size: int = MAX_SECTION) -> list[str]:
-    """Split `text` into parts of at most `size` characters, at line breaks where it can."""
-    parts: list[str] = []
-    while len(text) > size:
-        cut = text.rfind("\n", 0, size)
-        cut = cut if cut > size // 2 else size
-        parts.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    return [*parts, text] if text else parts or [""]
-
-
-def table_text(table: Table) -> str:
-    """Return a table as aligned monospace lines."""
-    rows = [table.columns, *table.rows]
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(table.columns))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
-def table_csv(table: Table) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(table.columns)
-    writer.writerows(table.rows)
-    return out.getvalue()
-
-
 def _sections(markdown: str) -> list[Block]:
-    return [SectionBlock(text=MarkdownTextObject(text=part)) for part in pieces(mrkdwn(markdown)) if part.strip()]
+    return [SectionBlock(text=MarkdownTextObject(text=part)) for part in pieces(mrkdwn(markdown), MAX_SECTION) if part.strip()]
 
 
 def blocks_for(reply: Reply) -> tuple[list[Block], str] | None:
     """Return (blocks, notification text) for a reply that is a message, or None when it must be
     uploaded instead (an image, a file, or a table longer than a message holds)."""
     if isinstance(reply, Text):
-        text = TONE[reply.tone] + reply.text
-        return _sections(text)[:MAX_BLOCKS], reply.text[:200]
+        text = TONE[reply.tone] + (f"**{reply.title}**\n\n" if reply.title else "") + reply.text
+        return _sections(text)[:MAX_BLOCKS], (reply.title or reply.text)[:200]
     if isinstance(reply, Progress):
         fraction = reply.fraction
         bar = ""

@@ -1,0 +1,55 @@
+"""The discord.py bot: minimal intents, `/ladder` as cogs, persistent buttons, and the outbox
+deliverer that posts and edits Ladder's messages in each project's thread."""
+
+from __future__ import annotations
+
+import threading
+
+import discord
+from discord.ext import commands
+
+from bot.chat.engine import Engine
+from bot.chat.outbox import Deliverer
+from bot.core.config import Settings
+from bot.platforms.discord.cogs import Admin, Ladder, Threads
+from bot.platforms.discord.render import DiscordSender
+from bot.platforms.discord.runtime import DiscordRuntime
+from bot.platforms.discord.views import LadderButton
+
+
+def intents() -> discord.Intents:
+    """Guilds and their messages only: no privileged intent. Slash commands need none; a message
+    in a thread carries its text when it mentions Ladder."""
+    chosen = discord.Intents.none()
+    chosen.guilds = True
+    chosen.guild_messages = True
+    return chosen
+
+
+class LadderBot(commands.Bot):
+    """Ladder on Discord. `runtime` connects its cogs and views to the engine."""
+
+    def __init__(self, engine: Engine, settings: Settings, deliver: bool = True):
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents(), help_command=None)
+        self.runtime = DiscordRuntime(engine, settings)
+        self.deliver = deliver
+        self.stop_delivering = threading.Event()
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(Ladder(self))
+        await self.add_cog(Threads(self))
+        await self.add_cog(Admin(self))
+        self.add_dynamic_items(LadderButton)  # buttons from before a restart still resolve
+        if self.deliver:
+            deliverer = Deliverer(self.runtime.store, "discord:", DiscordSender(self))
+            threading.Thread(target=deliverer.run, args=(self.stop_delivering,), daemon=True,
+                             name="ladder-discord-deliverer").start()
+
+    async def close(self) -> None:
+        self.stop_delivering.set()
+        await super().close()
+
+
+def create_bot(engine: Engine, settings: Settings, deliver: bool = True) -> LadderBot:
+    """Return the bot (not connected); `deliver` runs the outbox deliverer once it starts."""
+    return LadderBot(engine, settings, deliver)

@@ -1,0 +1,148 @@
+"""Replies as Discord messages: one renderer over the engine's `Reply` types, within Discord's
+limits (2,000 characters a message, 4,096 an embed description, 10 embeds and 6,000 characters a
+message, 25 buttons, 5 to a row, 80-character labels).
+
+A reply becomes one message when it fits (a progress line, a keyed question: both edited in
+place) and several when it does not; a card (a Text with a title: an arena answer) is an
+embed; images and files are attachments, and a table too long for an embed is a CSV file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+
+from bot.chat.messages import Choices, File, Image, Progress, Reply, Table, Text
+from bot.chat.outbox import Item
+from bot.platforms.discord.places import channel_of
+from bot.platforms.text import pieces, table_csv, table_text
+
+logger = logging.getLogger("ladder.discord")
+
+MAX_CONTENT = 2000
+MAX_DESCRIPTION = 4096
+MAX_EMBEDS = 10
+MAX_EMBED_TOTAL = 6000
+MAX_BUTTONS = 25
+MAX_LABEL = 80
+TONE = {"info": None, "success": discord.Colour.green(), "warning": discord.Colour.gold(), "error": discord.Colour.red()}
+MARK = {"info": "", "success": "✅ ", "warning": "⚠️ ", "error": "❌ "}
+
+
+@dataclass
+class Message:
+    """What one Discord message holds."""
+
+    content: str | None = None
+    embeds: list[discord.Embed] = field(default_factory=list)
+    buttons: list[tuple[str, str, str]] = field(default_factory=list)  # (action id, label, style)
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, bytes)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `send`/`edit`: a View of persistent buttons, fresh File objects."""
+        from bot.platforms.discord.views import view_of
+
+        out: dict[str, Any] = {"content": self.content, "embeds": self.embeds}
+        out["view"] = view_of(self.buttons) if self.buttons else None
+        if self.files:
+            out["files"] = [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
+        return out
+
+
+def _embeds(text: str, title: str = "", colour: discord.Colour | None = None) -> list[Message]:
+    """Long text as embeds: descriptions of at most 4,096 characters, messages within 6,000."""
+    messages, current, total = [], [], 0
+    for index, part in enumerate(pieces(text, MAX_DESCRIPTION)):
+        embed = discord.Embed(title=title[:256] if index == 0 and title else None, description=part, colour=colour)
+        size = len(part) + (len(title) if index == 0 else 0)
+        if current and (len(current) == MAX_EMBEDS or total + size > MAX_EMBED_TOTAL):
+            messages.append(Message(embeds=current))
+            current, total = [], 0
+        current.append(embed)
+        total += size
+    return [*messages, Message(embeds=current)]
+
+
+def messages_for(reply: Reply) -> list[Message]:
+    """Return the Discord message(s) that show `reply`."""
+    if isinstance(reply, Text):
+        if reply.title:  # a card
+            return _embeds(reply.text, reply.title, TONE[reply.tone])
+        text = MARK[reply.tone] + reply.text
+        if len(text) <= MAX_CONTENT:
+            return [Message(content=text)]
+        return _embeds(text, colour=TONE[reply.tone])
+    if isinstance(reply, Progress):
+        fraction = reply.fraction
+        bar = f"`{'█' * round(fraction * 10)}{'░' * (10 - round(fraction * 10))}` {fraction:.0%} " if fraction is not None else ""
+        mark = "✅ " if reply.done else "⏳ "
+        return [Message(content=(mark + bar + reply.text)[:MAX_CONTENT])]
+    if isinstance(reply, Choices):
+        buttons = [(c.id, c.label if len(c.label) <= MAX_LABEL else c.label[: MAX_LABEL - 1] + "…", c.style)
+                   for c in reply.options]
+        first = Message(content=reply.prompt) if len(reply.prompt) <= MAX_CONTENT else _embeds(reply.prompt)[0]
+        messages = [first]
+        for start in range(0, len(buttons), MAX_BUTTONS):
+            if start:
+                messages.append(Message(content="…"))
+            messages[-1].buttons = buttons[start:start + MAX_BUTTONS]
+        return messages
+    if isinstance(reply, Table):
+        body = f"```\n{table_text(reply)}\n```"
+        heading = f"**{reply.title}**\n" if reply.title else ""
+        if len(heading + body) <= MAX_CONTENT:
+            return [Message(content=heading + body)]
+        if len(body) <= MAX_DESCRIPTION:
+            return [Message(embeds=[discord.Embed(title=reply.title[:256] or None, description=body)])]
+        name = (reply.title or "table").lower().replace(" ", "-")[:60] + ".csv"
+        return [Message(content=heading or None, files=[(name, table_csv(reply).encode())])]
+    if isinstance(reply, Image):
+        return [Message(content=reply.alt[:MAX_CONTENT], files=[(reply.path.name, reply.path.read_bytes())])]
+    if isinstance(reply, File):
+        return [Message(content=(reply.note or reply.name)[:MAX_CONTENT], files=[(reply.name, reply.path.read_bytes())])]
+    raise TypeError(f"cannot render {type(reply).__name__}")
+
+
+class GiveUp(Exception):
+    """Discord refused for good (401 or 403: no permission): retrying would only loop."""
+
+    permanent = True
+
+
+class DiscordSender:
+    """The outbox's `send` for Discord: posts to the place's channel or thread, edits keyed
+    messages in place. It runs in the deliverer's thread and hands each call to the bot's loop.
+
+    Rate limits (429) are waited out by discord.py's HTTP client; 401 and 403 give up at once
+    with the reason logged, never retried in a loop; anything else is retried with backoff.
+    """
+
+    def __init__(self, bot: discord.Client, timeout_s: float = 60.0):
+        self.bot = bot
+        self.timeout_s = timeout_s
+
+    def __call__(self, item: Item, previous: str | None) -> str | None:
+        future = asyncio.run_coroutine_threadsafe(self._send(item, previous), self.bot.loop)
+        try:
+            return future.result(self.timeout_s)
+        except (discord.Forbidden, discord.LoginFailure) as exc:
+            logger.error("Discord refused outbox item %s for %s for good: %s", item.id, item.place, exc)
+            raise GiveUp(f"Discord refused: {exc}") from None
+
+    async def _send(self, item: Item, previous: str | None) -> str | None:
+        guild, channel_id = channel_of(item.place)
+        channel = self.bot.get_partial_messageable(channel_id, guild_id=None if guild == "@me" else int(guild))
+        messages = messages_for(item.reply)
+        if previous is not None and len(messages) == 1 and not messages[0].files:
+            await channel.get_partial_message(int(previous)).edit(**messages[0].kwargs())
+            return previous
+        first = None
+        for message in messages:
+            sent = await channel.send(**{k: v for k, v in message.kwargs().items() if v is not None})
+            first = first or str(sent.id)
+        return first

@@ -1,0 +1,319 @@
+"""The Discord bot: the real discord.py command tree, persistent views and modals, fed
+gateway-shaped payloads through the bot's own connection state, with the REST and webhook layers
+replaced by a recording stand-in. The engine, SQLite and the outbox are real."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import discord
+import pytest
+from discordstandin import (
+    APP_ID,
+    BOT_USER,
+    CHANNEL,
+    GUILD,
+    OWNER,
+    DiscordStandIn,
+    attachment,
+    buttons_of,
+    command,
+    guild_create,
+    interaction,
+    message,
+    settle,
+    text_of,
+    thread_channel,
+    use_fake_webhooks,
+)
+from trainfiles import tickets, write_jsonl
+
+from bot.chat.engine import Engine
+from bot.chat.outbox import Deliverer
+from bot.core.config import Settings
+from bot.core.store import Store
+from bot.platforms.discord.bot import create_bot
+from bot.platforms.discord.render import DiscordSender, messages_for
+
+
+class Discord:
+    """One guild talking to one Ladder bot (built inside a running event loop)."""
+
+    def __init__(self, home: Path, stand_in: DiscordStandIn, **settings):
+        self.stand_in = stand_in
+        self.settings = Settings(_env_file=None, home=home, embedder="lexical", **settings)
+        self.store = Store(self.settings.db_path)
+        self.engine = Engine(self.store, self.settings)
+        self.thread: int | None = None
+
+    async def start(self) -> "Discord":
+        self.bot = create_bot(self.engine, self.settings, deliver=False)
+        self.bot.http.request = self.stand_in.request
+        self.bot.http.get_from_cdn = self.stand_in.get_from_cdn
+        use_fake_webhooks(self.stand_in)
+        await self.bot._async_setup_hook()
+        await self.bot.setup_hook()
+        state = self.bot._connection
+        state.application_id = APP_ID
+        state.user = discord.ClientUser(state=state, data=BOT_USER)
+        state.parse_guild_create(guild_create(*([self.thread] if self.thread else [])))
+        self.deliverer = Deliverer(self.store, "discord:", DiscordSender(self.bot), min_edit_s=0.0)
+        return self
+
+    async def send(self, payload: dict) -> None:
+        self.bot._connection.parse_interaction_create(payload)
+        await self.settle()
+
+    async def settle(self) -> None:
+        await settle(self.bot)
+        while await asyncio.to_thread(self.deliverer.run_once):
+            pass
+
+    async def slash(self, sub: str, options: list[dict] | None = None, user: int = OWNER, in_thread: bool = False,
+                    group: str | None = None, attachments: dict | None = None) -> None:
+        channel = thread_channel(self.thread) if in_thread else None
+        await self.send(interaction(2, command(sub, options, group, attachments), user, channel))
+        if sub == "new" and self.stand_in.threads:
+            self.thread = self.stand_in.threads[-1]
+            self.bot._connection.parse_thread_create(thread_channel(self.thread))
+
+    def in_thread(self) -> list[dict]:
+        return [p for m, path, p in self.stand_in.calls
+                if path.startswith(f"/channels/{self.thread}/messages") and m in {"POST", "PATCH"}]
+
+    def button(self, label: str) -> tuple[str, dict]:
+        for payload in reversed(self.in_thread() + self.stand_in.of("POST", "/webhooks/")):
+            if label in buttons_of(payload):
+                return buttons_of(payload)[label], payload
+        raise AssertionError(f"no button {label!r}")
+
+    async def click(self, label: str, user: int = OWNER) -> None:
+        custom_id, payload = self.button(label)
+        await self.send(interaction(3, {"custom_id": custom_id, "component_type": 2}, user,
+                                    thread_channel(self.thread), message(4242, self.thread, payload)))
+
+    async def say(self, text: str, user: int = OWNER, attachments: list | None = None) -> None:
+        """A message in the project's thread that mentions Ladder (so Discord sends its text)."""
+        self.bot._connection.parse_message_create({
+            **message(self.stand_in.next_id(), self.thread, {"content": f"<@{BOT_USER['id']}> {text}"}),
+            "author": {"id": str(user), "username": f"user{user}", "discriminator": "0", "avatar": None},
+            "mentions": [BOT_USER], "guild_id": str(GUILD), "attachments": attachments or [],
+        })
+        await self.settle()
+
+
+def run(scenario):
+    """Run an async scenario in a fresh event loop."""
+    return asyncio.run(scenario())
+
+
+@pytest.fixture
+def stand_in():
+    return DiscordStandIn()
+
+
+def test_help_defers_first_and_answers_with_followups(home, stand_in):
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("help")
+        method, path, payload = stand_in.calls[0]
+        assert path.endswith("/callback") and payload["type"] == 5  # deferred, "thinking…", before anything else
+        followups = stand_in.of("POST", "/webhooks/")
+        assert "Capabilities" in "\n".join(text_of(p) for p in followups)
+        assert all(len(p.get("content") or "") <= 2000 for p in followups)
+
+    run(scenario)
+
+
+def test_a_project_lives_in_a_thread_and_an_interview_runs_by_clicks(home, stand_in):
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("new", [{"name": "name", "type": 3, "value": "refunds-bot"}])
+        assert world.thread and "Created project **refunds-bot**" in "\n".join(text_of(p) for p in world.in_thread())
+        await world.click("Start the interview")
+        await world.say("sort refund requests by urgency")  # a reply in the thread: no command needed
+        assert "Noted: sort refund requests by urgency." in stand_in.texts()
+        question = len([p for m, path, p in stand_in.calls if m == "POST" and path == f"/channels/{world.thread}/messages"])
+        await world.click("[ ] Wrong or missing facts")
+        edits = stand_in.of("PATCH", f"/channels/{world.thread}/messages/")
+        assert edits and "[x] Wrong or missing facts" in text_of(edits[-1])  # the question is edited in place
+        assert len([p for m, path, p in stand_in.calls if m == "POST" and path == f"/channels/{world.thread}/messages"]) == question
+        for label in ("Done", "No", "Weekly", "Yes", "Yes"):
+            await world.click(label)
+        assert "**Recommendation: RAG**" in stand_in.texts()
+
+    run(scenario)
+
+
+def test_an_attachment_is_read_within_the_guild_limit_and_ingested(home, stand_in):
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("new", [{"name": "name", "type": 3, "value": "handbook"}])
+        doc = attachment(31, "refunds.md", 60, "text/markdown")
+        stand_in.cdn[doc["url"]] = b"# Refunds\n\nRefunds are paid within 30 days of the return.\n"
+        await world.slash("add", [{"name": "document", "type": 11, "value": "31"}], in_thread=True, group="rag",
+                          attachments={"31": doc})
+        await world.settle()
+        assert "1 added, 0 replaced" in stand_in.texts()
+        picture = attachment(32, "cat.png", 60, "image/png")
+        await world.slash("add", [{"name": "document", "type": 11, "value": "32"}], in_thread=True, group="rag",
+                          attachments={"32": picture})
+        refused = stand_in.of("POST", "/webhooks/")[-1]
+        assert refused["flags"] == 64 and "cat.png is image/png, not a document" in refused["content"]
+        huge = attachment(33, "huge.md", 200_000_000, "text/markdown")
+        await world.slash("add", [{"name": "document", "type": 11, "value": "33"}], in_thread=True, group="rag",
+                          attachments={"33": huge})
+        assert "over the" in stand_in.of("POST", "/webhooks/")[-1]["content"]
+        assert not any(url.endswith(("cat.png", "huge.md")) for m, url, _ in stand_in.calls if m == "GET")
+
+    run(scenario)
+
+
+def test_a_train_launch_checks_permission_in_a_modal_and_a_worker_edits_progress(home, stand_in, tiny_model_dir, tmp_path):
+    async def scenario():
+        world = await Discord(home, stand_in, base_model=str(tiny_model_dir), trainers=[str(OWNER)]).start()
+        await world.slash("new", [{"name": "name", "type": 3, "value": "intents"}])
+        data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
+        sheet = attachment(41, "tickets.jsonl", data.stat().st_size, "application/jsonl")
+        stand_in.cdn[sheet["url"]] = data.read_bytes()
+        await world.slash("train", [{"name": "dataset", "type": 11, "value": "41"}, {"name": "name", "type": 3,
+                                    "value": "discord-v1"}, {"name": "steps", "type": 4, "value": 4}], in_thread=True,
+                          attachments={"41": sheet})
+        await world.settle()
+        assert "Training plan" in stand_in.texts()
+
+        async def launch(user: int, steps: str) -> None:
+            await world.click("Launch", user=user)
+            modal = stand_in.of("POST", "/callback")[-1]
+            assert modal["type"] == 9  # a modal, opened as the first response
+            inputs = {c["custom_id"]: c for row in modal["data"]["components"] for c in row["components"]}
+            assert set(inputs) == {"base_model", "method", "steps"}
+            values = {"base_model": inputs["base_model"].get("value", ""), "method": "lora", "steps": steps}
+            await world.send(interaction(5, {"custom_id": modal["data"]["custom_id"], "components": [
+                {"type": 1, "components": [{"type": 4, "custom_id": name, "value": value}]}
+                for name, value in values.items()]}, user, thread_channel(world.thread)))
+
+        await launch(user=77, steps="6")  # not on LADDER_TRAINERS
+        refusal = stand_in.of("POST", "/webhooks/")[-1]
+        assert refusal["flags"] == 64 and "only trainers can launch" in refusal["content"]
+        assert world.store.jobs() == []
+        await launch(user=OWNER, steps="6")
+        assert "Queued job 1" in stand_in.texts()
+
+        worker = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker", "--poll", "0.2"],
+                                  env={**os.environ, "LADDER_HOME": str(home)}, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.time() + 120
+            while world.store.job(1)["status"] not in {"succeeded", "failed"} and time.time() < deadline:
+                await world.settle()
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
+            await world.settle()
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+        assert world.store.job(1)["status"] == "succeeded"
+        thread_posts = [(m, p) for m, path, p in stand_in.calls if path.startswith(f"/channels/{world.thread}/messages")]
+        progress = [(m, p) for m, p in thread_posts if "Training discord-v1 (job 1)" in text_of(p)]
+        assert [m for m, _ in progress].count("POST") == 1 and progress[-1][0] == "PATCH"  # one message, edited
+        assert "succeeded" in text_of(progress[-1][1]) and "step 6/6" in text_of(progress[-1][1])
+        assert any("loss.png" in (p.get("files") or []) for m, p in thread_posts)  # the loss curve, as a file
+        assert "Adapter **discord-v1** is registered" in stand_in.texts()
+
+    run(scenario)
+
+
+def test_blind_compare_vote_and_reveal(stand_in, world):
+    async def scenario():
+        bot_world = await Discord(world["settings"].home, stand_in, base_model=world["settings"].base_model,
+                                  inference_url=world["url"]).start()
+        await bot_world.slash("use", [{"name": "project", "type": 3, "value": "arena"}])
+        bot_world.thread = stand_in.threads[-1]
+        bot_world.bot._connection.parse_thread_create(thread_channel(bot_world.thread))
+        await bot_world.slash("compare", [{"name": "prompt", "type": 3, "value": "my kettle broke"},
+                                          {"name": "variants", "type": 3, "value": "base,lora:alpha"}], in_thread=True)
+        await bot_world.settle()
+        cards = [e for p in bot_world.in_thread() + stand_in.of("POST", "/webhooks/") for e in p.get("embeds") or []]
+        assert {e["title"] for e in cards if e.get("title")} >= {"Answer A", "Answer B"}  # the answers are embeds
+        assert "lora:alpha" not in stand_in.texts()
+        await bot_world.click("B is better", user=55)
+        reveal = text_of(bot_world.in_thread()[-1])
+        assert "You voted: B is better" in reveal and "lora:alpha" in reveal
+
+    run(scenario)
+
+
+def test_a_button_still_works_after_the_bot_is_rebuilt(home, stand_in):
+    async def scenario():
+        first = await Discord(home, stand_in).start()
+        await first.slash("new", [{"name": "name", "type": 3, "value": "restarts"}])
+        custom_id, payload = first.button("Show status")
+        await first.bot.close()
+        # A new process: a new bot object, the same SQLite store.
+        second = Discord(home, stand_in)
+        second.thread = first.thread
+        await second.start()
+        await second.send(interaction(3, {"custom_id": custom_id, "component_type": 2}, OWNER,
+                                      thread_channel(second.thread), message(4243, second.thread, payload)))
+        assert "Project restarts" in text_of(second.in_thread()[-1])
+
+    run(scenario)
+
+
+def test_long_output_is_split_and_a_refusal_for_good_is_not_retried(home, stand_in):
+    from bot.chat.messages import Table, Text
+
+    messages = messages_for(Text("word " * 3000))
+    assert all(len(e.description) <= 4096 for m in messages for e in m.embeds)
+    assert all(sum(len(e.description) for e in m.embeds) <= 6000 for m in messages) and len(messages) == 4
+    table = Table(("a",), tuple(("x" * 90,) for _ in range(100)), "long")
+    assert messages_for(table)[0].files[0][0] == "long.csv"
+
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("new", [{"name": "name", "type": 3, "value": "walls"}])
+        stand_in.refuse[f"/channels/{world.thread}/messages"] = 403
+        world.engine.outbox.post(f"discord:{GUILD}:{CHANNEL}:{world.thread}", Text("hello"))
+        await world.settle()
+        row = world.store.db.execute("SELECT delivered_at, error, attempts FROM outbox ORDER BY id DESC").fetchone()
+        assert row[0] is not None and row[1].startswith("gave up: Discord refused") and row[2] == 1
+
+    run(scenario)
+
+
+def test_missing_token_is_one_line_naming_the_variable(home):
+    env = {k: v for k, v in os.environ.items() if "DISCORD" not in k}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "discord"], capture_output=True, text=True,
+                            env={**env, "LADDER_HOME": str(home)}, timeout=60)
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
+    assert "DISCORD_TOKEN is not set" in result.stderr
+
+
+def test_intents_are_minimal_and_sync_is_the_owners(home, stand_in):
+    async def scenario():
+        world = await Discord(home, stand_in, discord_guild=GUILD).start()
+        assert not world.bot.intents.message_content and not world.bot.intents.members
+        commands = world.bot.tree.get_commands()
+        assert [c.name for c in commands] == ["ladder"]
+        names = {c.qualified_name for c in commands[0].walk_commands()}
+        assert {"ladder help", "ladder new", "ladder rag add", "ladder data check", "ladder train", "ladder compare",
+                "ladder cancel", "ladder eval"} <= names
+        assert stand_in.of("PUT", "/commands") == []  # nothing synced on start
+        world.bot.owner_id = OWNER
+        for author, expected in ((77, "Only the bot's owner"), (OWNER, "Synced")):
+            world.bot._connection.parse_message_create({
+                **message(stand_in.next_id(), CHANNEL, {"content": f"<@{BOT_USER['id']}> sync"}),
+                "author": {"id": str(author), "username": "u", "discriminator": "0", "avatar": None},
+                "mentions": [BOT_USER], "guild_id": str(GUILD)})
+            await world.settle()
+            assert expected in text_of(stand_in.of("POST", f"/channels/{CHANNEL}/messages")[-1])
+        assert stand_in.of("PUT", f"/guilds/{GUILD}/commands")
+
+    run(scenario)
