@@ -64,9 +64,11 @@ class DiscordStandIn:
         for prefix, status in list(self.refuse.items()):
             if _path(route).startswith(prefix):
                 del self.refuse[prefix]
-                from discord import Forbidden
+                from discord import Forbidden, HTTPException, NotFound
 
-                raise Forbidden(_Response(status), {"message": "Missing Permissions", "code": 50013})
+                error = {403: Forbidden, 404: NotFound}.get(status, HTTPException)  # as discord.py's HTTP client
+                raise error(_Response(status), {"message": "Missing Permissions" if status == 403 else "Refused",
+                                                "code": 50013 if status == 403 else 0})
         path = _path(route)
         if route.method == "POST" and path.endswith("/threads"):
             thread_id = self.next_id()

@@ -123,6 +123,8 @@ def run(config: RecipeConfig, on_event: Callable[[Event], None]) -> dict[str, An
     # ---- save --------------------------------------------------------------------------------
     adapter_dir = Path(config.output_dir) / "adapter"
     trainer.save_model(str(adapter_dir))  # the best checkpoint when there was a validation set
+    if not trainer.is_world_process_zero():  # under torchrun, one process writes the summary
+        return {}
     metrics = summarise(trainer.state.log_history, reporter.train_tokens, seconds)
     metrics["resumed_from_step"] = int(resume.name.split("-")[-1]) if resume else None
     summary = {

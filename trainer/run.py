@@ -8,6 +8,7 @@ event says which), 3 CUDA out of memory, anything else a crash (see the job log)
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -45,14 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         sys.stderr.write("usage: python -m trainer.run CONFIG.json [--watch-parent]\n")
         return 2
+    # Under torchrun (several GPUs) every process trains; only the first reports.
+    report = emit if int(os.environ.get("RANK", "0")) == 0 else (lambda event: None)
     try:
         config = load_config(json.loads(Path(args[0]).read_text()))
-        run(config, emit)
+        run(config, report)
     except OutOfMemory as exc:
-        emit({"event": "failed", "kind": "oom", "message": exc.message})
+        report({"event": "failed", "kind": "oom", "message": exc.message})
         return OOM_EXIT_CODE
     except LadderError as exc:
-        emit({"event": "failed", "kind": "user", "message": exc.message})
+        report({"event": "failed", "kind": "user", "message": exc.message})
         return 1
     return 0
 

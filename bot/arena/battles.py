@@ -24,7 +24,7 @@ from bot.core.config import Settings
 from bot.core.errors import LadderError
 from bot.core.migrations import now
 from bot.core.store import Store
-from bot.serving.client import InferenceClient
+from bot.serving.client import InferenceClient, ModelNotServed
 
 ADAPTER_NAME = re.compile(r"^[\w-]+$")  # new names are stricter (see jobs.plan_job); parse any registered one
 WINNERS = {"a": "A is better", "b": "B is better", "tie": "Tie", "bad": "Both are bad"}
@@ -207,7 +207,12 @@ class Arena:
 
         def run(item):
             model, messages, sources = item
-            done = self.client.complete(messages, model, **GENERATION)
+            try:
+                done = self.client.complete(messages, model, **GENERATION)
+            except ModelNotServed:  # a server (vLLM) that lost or never loaded the adapter: load it, once
+                if model == "base" or not self._register(project, model):
+                    raise
+                done = self.client.complete(messages, model, **GENERATION)
             return done, sources
 
         with ThreadPoolExecutor(max_workers=len(prepared)) as pool:
@@ -216,6 +221,14 @@ class Arena:
             VariantAnswer(v, done.text.strip(), done.latency_ms, done.prompt_tokens, done.completion_tokens, sources)
             for v, (done, sources) in zip(variants, results, strict=True)
         ]
+
+    def _register(self, project: dict[str, Any], model: str) -> bool:
+        """Ask the inference server to load the project's adapter `model` (PROJECT/NAME)."""
+        adapter = self.store.adapter(project["id"], model.rpartition("/")[2])
+        if adapter is None:
+            return False
+        self.client.register_adapter(model, adapter["path"])
+        return True
 
     def battle(self, project: dict[str, Any], prompt: str, user: str, variants: list[str] | None = None,
                place: str | None = None, rng: random.Random | None = None) -> dict[str, Any]:

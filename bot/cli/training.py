@@ -260,6 +260,7 @@ def adapters_delete(
     settings, store, _ = services()
     row = store.require_project(project)
     adapter = store.delete_adapter(row["id"], name, current_user(settings))
+    _unserve(settings, f"{row['name']}/{name}")
     folder = Path(adapter["path"]).parent
     if not keep_files and folder.is_dir() and settings.home.resolve() in folder.resolve().parents:
         shutil.rmtree(folder)
@@ -267,6 +268,20 @@ def adapters_delete(
         emit_json({"deleted": name, "files_removed": not keep_files})
     else:
         typer.echo(f"deleted adapter {name}")
+
+
+def _unserve(settings, name: str) -> None:
+    """Tell the inference server (LADDER_INFERENCE_URL, e.g. vLLM) to stop serving a deleted
+    adapter; a note, not a failure, when it cannot be reached."""
+    from bot.serving.client import InferenceClient
+
+    client = InferenceClient.from_settings(settings)
+    if client is None:
+        return
+    try:
+        client.unregister_adapter(name)
+    except LadderError as exc:
+        note(f"{exc.message}; it may keep serving {name} until it restarts")
 
 
 @app.command()

@@ -62,6 +62,23 @@ class Settings(BaseSettings):
         "Qwen/Qwen2.5-0.5B-Instruct",
         description="Default base model for training and answers: a Hugging Face id already in the cache, or a local folder.",
     )
+    job_backend: Literal["local", "ray"] = Field(
+        "local", description="Where training jobs run: `local` (a `ladder worker` process on this machine's GPU) or "
+        "`ray` (Ray jobs on a cluster, submitted by `ladder worker`; LADDER_HOME must be shared with the cluster).",
+    )
+    ray_address: str | None = Field(
+        None, description="Ray Job Submission address (the dashboard), e.g. http://ray-head:8265, for LADDER_JOB_BACKEND=ray.",
+    )
+    ray_gpus_per_job: float = Field(1.0, ge=0, description="GPUs a Ray training job asks for; above 1 it trains on "
+                                    "them all with torchrun (data parallel).")
+    ray_python: str = Field("python", description="The Python on the Ray cluster's nodes, with Ladder installed.")
+    worker_in_chat: bool = Field(
+        True, description="When no `ladder worker` is alive, the chat process that queued a job runs it itself. Set "
+        "false where workers run elsewhere (compose, Kubernetes, Ray), so a bot never trains on its own machine.",
+    )
+    gpu_hours_per_user: float | None = Field(
+        None, gt=0, description="Training hours each user may launch in 30 days (checked at launch); unset: no quota.",
+    )
     max_adapters: int = Field(4, ge=1, le=64, description="Adapters the model server keeps loaded at once (least recently used are unloaded).")
     trainers: list[str] = Field(
         default_factory=list,

@@ -331,6 +331,14 @@ def m008_action_forms(db: sqlite_utils.Database) -> None:
     db["actions"].add_column("form", str)
 
 
+@migration
+def m009_job_backends(db: sqlite_utils.Database) -> None:
+    """Where a job runs: `local` (a `ladder worker` subprocess) or `ray` (a Ray job, whose
+    submission id is kept so a worker that restarts re-attaches instead of submitting twice)."""
+    db["jobs"].add_column("backend", str)
+    db["jobs"].add_column("external_id", str)
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -515,6 +515,15 @@ class Store:
                 db["jobs"].update(job_id, values)
         return True
 
+    def training_hours(self, user: str, since: str) -> float:
+        """Return the hours `user`'s jobs have trained since `since` (ISO time), running ones so far."""
+        row = self.db.execute(
+            "SELECT coalesce(sum(julianday(coalesce(finished_at, ?)) - julianday(started_at)), 0) * 24 FROM jobs "
+            "WHERE created_by = ? AND started_at IS NOT NULL AND started_at >= ?",
+            [now(), user, since],
+        ).fetchone()
+        return float(row[0])
+
     def jobs_in(self, *statuses: str) -> list[dict[str, Any]]:
         """Return every job in one of `statuses`, oldest first."""
         marks = ", ".join("?" for _ in statuses)

@@ -36,6 +36,33 @@ class InferenceClient:
         key = settings.inference_api_key.get_secret_value() if settings.inference_api_key else None
         return cls(settings.inference_url.rstrip("/"), settings.inference_model, key, settings.inference_timeout_s)
 
+    def register_adapter(self, name: str, path: str) -> None:
+        """Ask the server to serve the adapter in folder `path` as `name` (vLLM's runtime
+        `/v1/load_lora_adapter`, which `ladder serve models` implements too). A name the server
+        already has is unloaded and loaded again, so a re-trained adapter never serves old
+        weights. Raises LadderError when the server refuses."""
+        response = self._lora("load_lora_adapter", {"lora_name": name, "lora_path": path})
+        if response.status_code != 200 and "already" in response.text:
+            self._lora("unload_lora_adapter", {"lora_name": name})
+            response = self._lora("load_lora_adapter", {"lora_name": name, "lora_path": path})
+        if response.status_code != 200:
+            raise LadderError(f"the inference server at {self.base_url} would not load adapter {name} (HTTP "
+                              f"{response.status_code}); for vLLM, start it with --enable-lora and "
+                              "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True")
+
+    def unregister_adapter(self, name: str) -> bool:
+        """Ask the server to stop serving `name` (`/v1/unload_lora_adapter`); return whether it did
+        (False when it never had it)."""
+        return self._lora("unload_lora_adapter", {"lora_name": name}).status_code == 200
+
+    def _lora(self, action: str, body: dict[str, str]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            return httpx.post(f"{self.base_url}/{action}", json=body, headers=headers, timeout=self.timeout_s)
+        except httpx.HTTPError as exc:
+            raise LadderError(f"could not reach the inference server at {self.base_url} to change adapter "
+                              f"{body['lora_name']} ({type(exc).__name__})") from None
+
     def chat(self, messages: list[dict[str, str]], model: str | None = None, **params) -> str:
         """Return the assistant's reply text. Raises LadderError when the server fails."""
         return self.complete(messages, model, **params).text
@@ -59,8 +86,8 @@ class InferenceClient:
                 "check LADDER_INFERENCE_URL or start `ladder serve models`"
             ) from None
         if response.status_code == 404:
-            raise LadderError(f"the inference server does not serve model {body['model']!r}; "
-                              "`ladder adapters list --project P` shows the adapters")
+            raise ModelNotServed(f"the inference server does not serve model {body['model']!r}; "
+                                 "`ladder adapters list --project P` shows the adapters")
         if response.status_code != 200:
             logger.warning("inference error %s: %s", response.status_code, response.text[:500])
             raise LadderError(
@@ -77,6 +104,10 @@ class InferenceClient:
         usage = data.get("usage") or {}
         return Completion(text, body["model"], round((time.perf_counter() - started) * 1000, 1),
                           int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+class ModelNotServed(LadderError):
+    """The inference server does not know the model (an adapter it has not loaded)."""
 
 
 @dataclass(frozen=True)

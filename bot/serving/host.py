@@ -9,6 +9,7 @@ thread before the model lock is released.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -92,6 +93,7 @@ class ModelHost:
         self.base_dir, self.revision = resolve_base_model(base_model)
         self.registry = registry
         self.names = names or (lambda: [])
+        self.loaded: dict[str, AdapterRef] = {}  # adapters registered at runtime (vLLM's load_lora_adapter)
         self.max_adapters = max(1, max_adapters)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
@@ -110,12 +112,19 @@ class ModelHost:
         """Make `model` resident (loading, evicting the least recently used); return the peft name.
 
         The registry is asked on every call, so `NAME` and `PROJECT/NAME` share one load and a
-        deleted or re-trained adapter is never answered from memory. Raises UnknownModel for a
+        deleted or re-trained adapter is never answered from memory; names loaded at runtime
+        (`load_adapter`) come second, and go once their folder is gone. Raises UnknownModel for a
         name the registry does not know, LadderError for an adapter trained on another base model.
         """
         if model == BASE:
             return PEFT_BASE
-        ref = self.registry(model)
+        ref = self.registry(model) or self.loaded.get(model)
+        if ref is not None and ref.id == 0 and not (ref.path / "adapter_config.json").exists():
+            self.loaded.pop(model, None)  # loaded at runtime, deleted since: never serve it from memory
+            with self.lock:
+                if self.resident.pop(ref.key, None) is not None:
+                    self.model.delete_adapter(ref.key)
+            ref = None
         if ref is None:
             raise UnknownModel(f"model {model!r} is not served here: it is neither 'base' nor a registered adapter; "
                                "`ladder adapters list --project P` shows the adapters")
@@ -152,7 +161,36 @@ class ModelHost:
 
     def models(self) -> list[str]:
         """Return the ids this server answers to."""
-        return [BASE, *self.names()]
+        return [BASE, *sorted(set(self.names()) | set(self.loaded))]
+
+    def load_adapter(self, name: str, path: str) -> None:
+        """Serve the adapter in folder `path` as `name` from now on (vLLM's `load_lora_adapter`),
+        loading it at once. Raises LadderError for a folder that holds no adapter, or a name
+        loaded this way already (as vLLM does: unload it first)."""
+        if name in self.loaded:
+            raise LadderError(f"the LoRA adapter {name!r} has already been loaded; unload it first")
+        folder = Path(path)
+        if not (folder / "adapter_config.json").exists():
+            raise LadderError(f"{path} holds no LoRA adapter (no adapter_config.json); give the adapter's folder")
+        summary = folder.parent / "ladder.json"
+        revision = json.loads(summary.read_text()).get("base_model", {}).get("revision") if summary.exists() else None
+        self.loaded[name] = AdapterRef(name, folder, revision, 0)
+        try:
+            self.ensure(name)
+        except LadderError:
+            del self.loaded[name]
+            raise
+
+    def unload_adapter(self, name: str) -> None:
+        """Stop serving a runtime-registered adapter (vLLM's `unload_lora_adapter`); raise
+        UnknownModel when it was not loaded that way."""
+        ref = self.loaded.pop(name, None)
+        if ref is None:
+            raise UnknownModel(f"adapter {name!r} was not loaded with load_lora_adapter")
+        with self.lock:
+            if ref.key in self.resident:
+                del self.resident[ref.key]
+                self.model.delete_adapter(ref.key)
 
     # -- generation -----------------------------------------------------------------------
 

@@ -76,36 +76,47 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
         def _error(self, status: int, message: str, code: str) -> None:
             self._json(status, {"error": {"message": message, "type": "invalid_request_error", "code": code}})
 
+        def _with_body(self, handle):
+            """Return `handle(the JSON body)`, or answer the error (400, or 404 for an unknown
+            model) and return None."""
+            try:
+                return handle(json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}"))
+            except json.JSONDecodeError:
+                self._error(400, "the request body is not valid JSON", "invalid_json")
+            except UnknownModel as exc:
+                self._error(404, exc.message, "model_not_found")
+            except LadderError as exc:
+                self._error(400, exc.message, "invalid_request")
+            return None
+
         def do_GET(self):  # noqa: N802 - http.server API
             if self.path.rstrip("/") in {"/v1/models", "/models"}:
                 created = int(time.time())
                 self._json(200, {"object": "list", "data": [
                     {"id": name, "object": "model", "created": created, "owned_by": "ladder"} for name in host.models()
                 ]})
-            elif self.path.rstrip("/") == "/health":
+            elif self.path.rstrip("/") in {"/health", "/healthz"}:
                 self._json(200, {"status": "ok", "base_model": host.base_id,
                                  "resident": [ref.name for ref in host.resident.values()]})
             else:
                 self._error(404, f"no route {self.path}; use /v1/chat/completions or /v1/models", "not_found")
 
         def do_POST(self):  # noqa: N802 - http.server API
+            if self.path.rstrip("/") in {"/v1/load_lora_adapter", "/v1/unload_lora_adapter"}:
+                self._adapters(self.path.rstrip("/").rsplit("/", 1)[-1])
+                return
             if self.path.rstrip("/") not in {"/v1/chat/completions", "/chat/completions"}:
                 self._error(404, f"no route {self.path}; use /v1/chat/completions", "not_found")
                 return
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+            def accept(body):
                 request, stream = parse_request(body)
                 host.ensure(request.model)  # 404 before any streaming starts
-            except json.JSONDecodeError:
-                self._error(400, "the request body is not valid JSON", "invalid_json")
+                return request, stream
+
+            accepted = self._with_body(accept)
+            if accepted is None:
                 return
-            except UnknownModel as exc:
-                self._error(404, exc.message, "model_not_found")
-                return
-            except LadderError as exc:
-                self._error(400, exc.message, "invalid_request")
-                return
+            request, stream = accepted
             completion_id = "chatcmpl-" + secrets.token_hex(12)
             created = int(time.time())
             if stream:
@@ -124,6 +135,31 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
                              "finish_reason": result.finish_reason}],
                 "usage": _usage({"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}),
             })
+
+        def _adapters(self, action: str) -> None:
+            """vLLM's runtime LoRA endpoints: {"lora_name", "lora_path"} to load, {"lora_name"} to unload."""
+
+            def change(body):
+                name = body.get("lora_name") if isinstance(body, dict) else None
+                if not isinstance(name, str) or not name:
+                    raise LadderError("give lora_name (and lora_path to load)")
+                if action == "unload_lora_adapter":
+                    host.unload_adapter(name)
+                    return f"Success: LoRA adapter '{name}' removed successfully."
+                if not isinstance(body.get("lora_path"), str):
+                    raise LadderError("give lora_path: the adapter's folder")
+                host.load_adapter(name, body["lora_path"])
+                return f"Success: LoRA adapter '{name}' added successfully."
+
+            text = self._with_body(change)
+            if text is None:
+                return
+            data = text.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def _stream(self, request: GenRequest, completion_id: str, created: int) -> None:
             """Stream server-sent events. Once the 200 is out, a failure is an error event (never a

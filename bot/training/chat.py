@@ -196,11 +196,15 @@ def _queue(ctx: Context, payload: dict[str, Any]) -> Iterator[Reply]:
                          payload["method"], payload["name"], payload["overrides"], payload.get("columns"))
     job_id = jobs.enqueue(ctx.settings, ctx.store, plan, ctx.user, ctx.turn.place, ctx.turn.platform)
     worker = jobs.live_worker(ctx.store)
-    where = (f"worker {worker['pid']} on {worker['host']} runs it" if worker is not None
-             else "no `ladder worker` is running, so this chat runs it while it stays open")
+    if worker is not None:
+        where = f"worker {worker['pid']} on {worker['host']} runs it"
+    elif ctx.settings.worker_in_chat:
+        where = "no `ladder worker` is running, so this chat runs it while it stays open"
+    else:
+        where = "no worker is running now, and it starts when one does (`ladder worker`, or your deployment's training job)"
     yield Text(f"Queued job {job_id}: {where}. Its progress shows here, edited in place.")
     yield progress_reply(ctx.store.job(job_id))  # "queued", before a worker here can claim it
-    if worker is None:
+    if worker is None and ctx.settings.worker_in_chat:
         jobs.run_in_background(ctx.settings, ctx.store)
 
 
@@ -212,6 +216,9 @@ def _require_trainer(ctx: Context) -> None:
 
 def _run_here(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
     _require_trainer(ctx)
+    if not ctx.settings.worker_in_chat:
+        raise LadderError("this chat does not run jobs itself (LADDER_WORKER_IN_CHAT=false); start `ladder worker` "
+                          "where the GPU is, or your deployment's training job")
     worker = jobs.ensure_worker(ctx.settings, ctx.store)
     if worker is not None:
         return [Text(f"Worker {worker['pid']} on {worker['host']} is already serving the queue.")]
@@ -224,6 +231,8 @@ def queue_hint(ctx: Context, rows: list[dict[str, Any]]) -> list[Reply]:
     hint = jobs.waiting_hint(ctx.store, rows)
     if hint is None:
         return []
+    if not ctx.settings.worker_in_chat:
+        return [Text(hint + ", or your deployment's training job.", tone="warning")]
     return [Text(hint + ", or run the queue in this chat.", tone="warning"),
             Choices("Run it here?", (ctx.button("Run queued jobs here", "train.run_here", {}, "primary"),))]
 

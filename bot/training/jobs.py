@@ -12,10 +12,7 @@ import logging
 import os
 import queue
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,11 +25,11 @@ from bot.core.errors import LadderError
 from bot.core.migrations import now
 from bot.core.store import PROJECT_NAME, Store
 from bot.interview import estimates
+from bot.training.backends import backend_for
 from bot.training.replies import FINISHED, outcome_replies, progress_reply
 from trainer.config import load_config
 from trainer.doctor import check
 from trainer.formats import parse_columns
-from trainer.run import EVENT_PREFIX
 
 logger = logging.getLogger("ladder.jobs")
 
@@ -159,10 +156,27 @@ def enqueue(settings: Settings, store: Store, plan: Plan, user: str, place: str 
     The job writes under `adapters/PROJECT/NAME-jobID`: keyed by its id, so a job that reuses
     the name of a failed or cancelled one starts clean instead of resuming its checkpoints.
     """
+    check_quota(settings, store, user)
     stored = keep_dataset(settings, plan.data_path, plan.report["sha256"])
     dataset_id = store.add_dataset(plan.project["id"], plan.data_path.name, str(stored), plan.report, user)
     return store.add_job(plan.project["id"], dataset_id, plan.name, plan.config["method"], plan.config["base_model"],
                          plan.config, user, place, platform)
+
+
+QUOTA_DAYS = 30  # LADDER_GPU_HOURS_PER_USER counts the training of the last 30 days
+
+
+def check_quota(settings: Settings, store: Store, user: str) -> None:
+    """Raise LadderError when `user` has used their LADDER_GPU_HOURS_PER_USER (the last 30 days)."""
+    if settings.gpu_hours_per_user is None:
+        return
+    from datetime import datetime, timedelta, timezone
+
+    since = (datetime.now(timezone.utc) - timedelta(days=QUOTA_DAYS)).isoformat(timespec="seconds")
+    used = store.training_hours(user, since)
+    if used >= settings.gpu_hours_per_user:
+        raise LadderError(f"{user} has used {used:.2f} of their {settings.gpu_hours_per_user:g} training hours of the "
+                          f"last {QUOTA_DAYS} days (LADDER_GPU_HOURS_PER_USER); wait, or ask an admin to raise it")
 
 
 def is_trainer(settings: Settings, user: str, platform: str) -> bool:
@@ -263,7 +277,8 @@ class Worker:
         self.announce = announce or (lambda line: None)
         self.current: int | None = None  # the job running now
         self.thread: threading.Thread | None = None  # set when it serves from a background thread
-        self._process: subprocess.Popen | None = None
+        self._run = None  # the attempt in progress (a subprocess or a Ray job)
+        self.backend = backend_for(settings, store)
         self._stop = threading.Event()
         self._hand_back = False
 
@@ -328,8 +343,8 @@ class Worker:
             code, state, stopped, log_path = self._train(job)
             final = self._finish(job, code, state, stopped, log_path)
         except KeyboardInterrupt:  # Ctrl-C on `ladder worker`: stop the training, requeue the job
-            if self._process is not None:
-                _terminate(self._process)
+            if self._run is not None:
+                self._run.stop()
             self.store.release_job(job["id"], self.pid, self.host, requeue=True,
                                    error="handed back to the queue when its worker stopped; it resumes from its last checkpoint")
             self._say(job, "handed back to the queue")
@@ -370,42 +385,33 @@ class Worker:
         config_path = job_dir / "job-config.json"
         config_path.write_text(json.dumps(job["config"], indent=2, sort_keys=True))
         log_path = job_dir / "job.log"
-        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
         with open(log_path, "a") as log:
             log.write(f"\n=== {now()} job {job['id']} attempt {(job['resumes'] or 0) + 1} worker {self.pid}@{self.host} ===\n")
             log.flush()
-            process = self._process = subprocess.Popen(
-                [sys.executable, "-m", "trainer.run", str(config_path), "--watch-parent"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
-                start_new_session=True,  # a Ctrl-C in the terminal that launched it does not reach it
-            )
-            lines: queue.Queue = queue.Queue()
-            reader = threading.Thread(target=_pump, args=(process.stdout, lines, log), daemon=True)
-            reader.start()
+            run = self._run = self.backend.start(job, config_path, log)
             state = {"failed": None, "progress": dict(job["progress"]), "metrics": job["metrics"]}
             last_beat = 0.0
-            stopped = None  # "cancelled" or "handed back" once we stopped the process
+            stopped = None  # "cancelled" or "handed back" once we stopped the run
             while True:
                 try:
-                    line = lines.get(timeout=1.0)
+                    line = run.lines.get(timeout=1.0)
                 except queue.Empty:
                     line = ""
-                if line is None:  # stdout closed: the process is ending
+                if line is None:  # the output ended: the run is ending
                     break
                 if line:
                     self._record(job, line, state)
                 if stopped is None and self._stop.is_set() and self._hand_back:
                     stopped = "handed back"
-                    _terminate(process)
+                    run.stop()
                 if time.time() - last_beat > HEARTBEAT_S:
                     last_beat = time.time()
                     self.store.worker_alive(self.pid, self.host, job["id"])
                     self.store.update_job(job["id"], heartbeat_at=now())
                     if stopped is None and self.store.job(job["id"])["status"] == "cancelling":
                         stopped = "cancelled"
-                        _terminate(process)
-            code = process.wait()
-            process.stdin.close()
+                        run.stop()
+            code = run.wait()
         return code, state, stopped, log_path
 
     def _record(self, job: dict[str, Any], event: dict[str, Any], state: dict[str, Any]) -> None:
@@ -478,6 +484,23 @@ class Worker:
         except LadderError as exc:
             self.store.finish_job(job["id"], self.pid, self.host, status="failed",
                                   error=f"{exc.message} (the trained adapter is kept in {summary['adapter']})")
+            return
+        self._announce(job, summary["adapter"])
+
+    def _announce(self, job: dict[str, Any], adapter: str) -> None:
+        """Tell the inference server (vLLM, when LADDER_INFERENCE_URL points at one) to serve the
+        new adapter as PROJECT/NAME. Not fatal: the arena loads it on first use if this fails."""
+        from bot.serving.client import InferenceClient
+
+        client = InferenceClient.from_settings(self.settings)
+        if client is None:
+            return
+        name = f"{self.store.project_by_id(job['project_id'])['name']}/{job['name']}"
+        try:
+            client.register_adapter(name, adapter)
+            logger.info("the inference server now serves %s", name)
+        except LadderError as exc:
+            logger.warning("could not register %s with the inference server: %s", name, exc.message)
 
 
 def _merge(old: list, new: list) -> list:
@@ -492,32 +515,6 @@ def _age_s(timestamp: str | None) -> float:
     if not timestamp:
         return float("inf")
     return (datetime.now(timezone.utc) - datetime.fromisoformat(timestamp)).total_seconds()
-
-
-def _pump(stream, lines: queue.Queue, log) -> None:
-    """Forward event lines to the queue and everything else to the job log."""
-    for raw in stream:
-        if raw.startswith(EVENT_PREFIX):
-            try:
-                lines.put(json.loads(raw[len(EVENT_PREFIX):]))
-                continue
-            except json.JSONDecodeError:
-                pass
-        log.write(raw)
-        log.flush()
-    lines.put(None)
-
-
-def _terminate(process: subprocess.Popen) -> None:
-    """Stop a training process and its children, politely first."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def follow(store: Store, job_id: int, poll_s: float = 1.0, timeout_s: float | None = None):

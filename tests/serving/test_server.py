@@ -163,3 +163,81 @@ def test_a_retrained_adapter_never_serves_stale_weights(world):
     store.add_adapter(project["id"], None, "gamma", beta["base_model"], "lora", beta["path"], {}, "ana")
     assert ask(client, "stale/gamma").startswith("beta")
     assert [ref.name for ref in host.resident.values()].count("stale/gamma") == 1  # the old load was dropped
+
+
+def test_adapters_register_at_runtime_as_with_vllm(world, tmp_path):
+    from bot.serving.client import InferenceClient
+
+    client = InferenceClient(world["url"], "base")
+    alpha = world["store"].adapter(world["project"]["id"], "alpha")
+    assert httpx.get(world["url"].removesuffix("/v1") + "/healthz").json()["status"] == "ok"
+    client.register_adapter("elsewhere/gamma", alpha["path"])  # POST /v1/load_lora_adapter
+    openai_client = openai.OpenAI(base_url=world["url"], api_key="x")
+    assert "elsewhere/gamma" in {m.id for m in openai_client.models.list().data}
+    assert ask(openai_client, "elsewhere/gamma").startswith("alpha")
+    refused = httpx.post(world["url"] + "/load_lora_adapter", json={"lora_name": "x/y", "lora_path": str(tmp_path)})
+    assert refused.status_code == 400 and "no adapter_config.json" in refused.text
+    again = httpx.post(world["url"] + "/load_lora_adapter", json={"lora_name": "elsewhere/gamma",
+                                                                   "lora_path": alpha["path"]})
+    assert again.status_code == 400 and "already been loaded" in again.text  # as vLLM answers
+    # Registering a name again (a re-trained adapter) replaces the weights it serves.
+    beta = world["store"].adapter(world["project"]["id"], "beta")
+    client.register_adapter("elsewhere/gamma", beta["path"])
+    assert ask(openai_client, "elsewhere/gamma").startswith("beta")
+    assert client.unregister_adapter("elsewhere/gamma") is True  # POST /v1/unload_lora_adapter
+    assert client.unregister_adapter("elsewhere/gamma") is False
+    with pytest.raises(openai.NotFoundError):
+        ask(openai_client, "elsewhere/gamma")
+
+
+def test_a_runtime_adapter_whose_files_are_deleted_is_not_served_from_memory(world, tmp_path):
+    import shutil
+
+    from bot.serving.client import InferenceClient
+
+    alpha = world["store"].adapter(world["project"]["id"], "alpha")
+    copy = shutil.copytree(alpha["path"], tmp_path / "copy" / "adapter")
+    InferenceClient(world["url"], "base").register_adapter("gone/copy", str(copy))
+    openai_client = openai.OpenAI(base_url=world["url"], api_key="x")
+    assert ask(openai_client, "gone/copy").startswith("alpha")
+    shutil.rmtree(copy)
+    with pytest.raises(openai.NotFoundError):
+        ask(openai_client, "gone/copy")
+    assert "gone/copy" not in world["host"].loaded
+
+
+def test_a_finished_job_is_registered_with_the_inference_server_and_reloaded_when_lost(world, home, tmp_path,
+                                                                                        tiny_model_dir):
+    from trainfiles import tickets, write_jsonl
+
+    from bot.arena.battles import Arena
+    from bot.core.config import Settings
+    from bot.core.store import Store
+    from bot.serving.client import InferenceClient
+    from bot.training.jobs import Worker, enqueue, plan_job
+
+    settings = Settings(_env_file=None, home=home, inference_url=world["url"])
+    store = Store(settings.db_path)
+    project = store.create_project("remote", "ana")
+    data = write_jsonl(tmp_path / "t.jsonl", tickets(160))
+    plan = plan_job(settings, store, project, data, str(tiny_model_dir), name="served-v1",
+                    overrides={"max_length": 128, "max_steps": 3, "eval_steps": 3})
+    final = Worker(settings, store).run_one(enqueue(settings, store, plan, "ana"))
+    assert final["status"] == "succeeded"
+    # The server (here the embedded one; vLLM in production) was told about it by the worker.
+    assert "remote/served-v1" in world["host"].loaded
+    # A restarted vLLM forgets runtime adapters: the arena loads it again on first use.
+    httpx.post(world["url"] + "/unload_lora_adapter", json={"lora_name": "remote/served-v1"})
+    arena = Arena(settings, store, InferenceClient(world["url"], "base"))
+    [answer] = arena.answer(project, ["lora:served-v1"], "my kettle broke")
+    assert answer.completion_tokens > 0 and "remote/served-v1" in world["host"].loaded
+    # Deleting the adapter tells the server to stop serving it.
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    deleted = CliRunner().invoke(app, ["adapters", "delete", "--project", "remote", "served-v1"],
+                                 env={"LADDER_HOME": str(home), "LADDER_INFERENCE_URL": world["url"]})
+    assert deleted.exit_code == 0, deleted.output
+    assert "remote/served-v1" not in world["host"].loaded
+    store.close()

@@ -177,14 +177,18 @@ def test_two_workers_racing_on_one_queue_run_each_job_exactly_once(setup, tiny_m
     assert len({w["pid"] for w in store.workers()}) == 0  # both said goodbye
 
 
-def test_a_second_chat_launch_with_no_worker_still_runs(home, tmp_path, tiny_model_dir):
-    settings = Settings(_env_file=None, home=home, base_model=str(tiny_model_dir))
+def chat_in_project(home, tmp_path, tiny_model_dir, **settings):
+    """A chat engine in project `support`, and an upload of 160 tickets to train on."""
+    settings = Settings(_env_file=None, home=home, base_model=str(tiny_model_dir), **settings)
     store = Store(settings.db_path)
     engine = Engine(store, settings)
-    place = "terminal:ana"
-    engine.converse(Turn("ana", place, "new support"))
+    engine.converse(Turn("ana", "terminal:ana", "new support"))
     data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
-    files = (Attachment("tickets.jsonl", data, data.stat().st_size),)
+    return store, engine, "terminal:ana", (Attachment("tickets.jsonl", data, data.stat().st_size),)
+
+
+def test_a_second_chat_launch_with_no_worker_still_runs(home, tmp_path, tiny_model_dir):
+    store, engine, place, files = chat_in_project(home, tmp_path, tiny_model_dir)
 
     def launch(name):
         card = engine.converse(Turn("ana", place, f"train steps=3 name={name} max_length=128", files=files))
@@ -205,6 +209,25 @@ def test_a_second_chat_launch_with_no_worker_still_runs(home, tmp_path, tiny_mod
 
     assert stop_background() == []
     store.close()
+
+
+def test_a_bot_whose_workers_run_elsewhere_never_trains_itself(home, tmp_path, tiny_model_dir):
+    store, engine, place, files = chat_in_project(home, tmp_path, tiny_model_dir, worker_in_chat=False)
+    card = engine.converse(Turn("ana", place, "train steps=3 name=elsewhere max_length=128", files=files))
+    button = next(o.id for r in card if isinstance(r, Choices) for o in r.options if o.label == "Launch")
+    assert engine.handle(Turn("ana", place, action=button)) == []
+    engine.wait(place)
+    assert "Queued job 1: no worker is running now, and it starts when one does" in reply_text(engine.take(place))
+    time.sleep(2)
+    assert store.job(1)["status"] == "queued" and live_worker(store) is None  # nobody here picked it up
+    listed = engine.converse(Turn("ana", place, "jobs"))
+    assert "or your deployment's training job" in reply_text(listed)
+    assert not any(isinstance(r, Choices) for r in listed)  # no "run it here" button
+    from bot.training.jobs import stop_background
+
+    assert stop_background() == []
+    store.close()
+
 
 def read_until(stream, pattern: str, seen: list[str], timeout: float = 120.0) -> str:
     """Read lines from a subprocess's stdout until one matches `pattern`."""
@@ -314,3 +337,22 @@ def test_stored_paths_are_absolute_so_every_command_works_from_any_folder(tmp_pa
     assert Path(config["output_dir"]) == Path(job["output_dir"])
     assert data.exists()
     store.close()
+
+
+def test_a_gpu_hour_quota_is_enforced_at_launch(setup, tiny_model_dir):
+    settings, store, project, data = setup
+    job_id = queue_job(setup, tiny_model_dir, "first-hour", max_steps=2)
+    store.update_job(job_id, status="succeeded", started_at="2026-11-23T10:00:00+00:00",
+                     finished_at="2026-11-23T10:45:00+00:00", created_by="ana")
+    store.db.execute("UPDATE jobs SET started_at = datetime('now', '-2 hours'), finished_at = datetime('now', '-75 minutes')")
+    store.db.conn.commit()
+    limited = settings.model_copy(update={"gpu_hours_per_user": 0.5})
+    plan = plan_job(limited, store, project, data, str(tiny_model_dir), name="second", overrides=QUICK)
+    from bot.core.errors import LadderError
+
+    with pytest.raises(LadderError, match=r"ana has used 0\.75 of their 0\.5 training hours of the last 30 days"):
+        enqueue(limited, store, plan, "ana")
+    assert enqueue(limited, store, plan, "bo")  # another user's quota is their own
+    roomy = settings.model_copy(update={"gpu_hours_per_user": 2.0})
+    assert enqueue(roomy, store, plan_job(roomy, store, project, data, str(tiny_model_dir), name="third",
+                                          overrides=QUICK), "ana")

@@ -109,7 +109,7 @@ def messages_for(reply: Reply) -> list[Message]:
 
 
 class GiveUp(Exception):
-    """Discord refused for good (401 or 403: no permission): retrying would only loop."""
+    """Discord refused for good (403: no permission in that channel): retrying would only loop."""
 
     permanent = True
 
@@ -118,8 +118,9 @@ class DiscordSender:
     """The outbox's `send` for Discord: posts to the place's channel or thread, edits keyed
     messages in place. It runs in the deliverer's thread and hands each call to the bot's loop.
 
-    Rate limits (429) are waited out by discord.py's HTTP client; 401 and 403 give up at once
-    with the reason logged, never retried in a loop; anything else is retried with backoff.
+    Rate limits (429) are waited out by discord.py's HTTP client; 403 gives up at once with the
+    reason logged, never retried in a loop; anything else (a 401 while the token is rotated
+    included) is retried with backoff.
     """
 
     def __init__(self, bot: discord.Client, timeout_s: float = 60.0):
@@ -130,7 +131,7 @@ class DiscordSender:
         future = asyncio.run_coroutine_threadsafe(self._send(item, previous), self.bot.loop)
         try:
             return future.result(self.timeout_s)
-        except (discord.Forbidden, discord.LoginFailure) as exc:
+        except discord.Forbidden as exc:  # a 401 (a token being rotated) is retried: fixing it fixes delivery
             logger.error("Discord refused outbox item %s for %s for good: %s", item.id, item.place, exc)
             raise GiveUp(f"Discord refused: {exc}") from None
 

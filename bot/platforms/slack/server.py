@@ -12,12 +12,15 @@ import json
 import logging
 import socketserver
 import threading
+import time
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bot.chat.engine import Engine
 from bot.chat.outbox import Deliverer
 from bot.core.config import Settings
 from bot.core.errors import LadderError
+from bot.core.health import SLOW_ACK_MS, AckTimes, vitals
+from bot.core.store import Store
 from bot.platforms.slack.render import SlackSender
 
 logger = logging.getLogger("ladder.slack")
@@ -38,19 +41,43 @@ class QuietHandler(WSGIRequestHandler):
         logger.info("%s " + format, self.address_string(), *args)
 
 
-def wsgi_app(app):
-    """Return the WSGI app: Bolt at /slack/events, a health check at /healthz."""
+def wsgi_app(app, store: Store | None = None, acks: AckTimes | None = None):
+    """Return the WSGI app: Bolt at /slack/events, a health check at /healthz.
+
+    /healthz answers 200 with what to watch (the queue, failures, workers, the outbox and the
+    ack latencies of recent requests), or 503 when the store cannot be read. Each request's ack
+    time is recorded in `acks`, and one slower than 2.5 s is logged as a warning."""
     from slack_bolt.adapter.wsgi import SlackRequestHandler
 
     bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+    acks = acks if acks is not None else AckTimes()
 
     def route(environ, start_response):
         if environ.get("PATH_INFO") == "/healthz":
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [json.dumps({"status": "ok", "platform": "slack"}).encode()]
-        return bolt(environ, start_response)
+            return _health(store, acks, start_response)
+        started = time.perf_counter()
+        body = bolt(environ, start_response)
+        if environ.get("PATH_INFO") == EVENTS_PATH:
+            took = (time.perf_counter() - started) * 1000
+            acks.add(took)
+            if took > SLOW_ACK_MS:
+                logger.warning("slow ack: a Slack request took %.0f ms (Slack gives up at 3000 ms)", took)
+        return body
 
     return route
+
+
+def _health(store: Store | None, acks: AckTimes, start_response):
+    report: dict = {"status": "ok", "platform": "slack", "acks": acks.summary()}
+    status = "200 OK"
+    if store is not None:
+        try:
+            report.update(vitals(store))
+        except Exception as exc:  # a damaged or unreachable ladder.db: unhealthy, in one line
+            logger.error("health check could not read the store: %s", type(exc).__name__)
+            report, status = {"status": "error", "error": f"cannot read ladder.db ({type(exc).__name__})"}, "503 Service Unavailable"
+    start_response(status, [("Content-Type", "application/json")])
+    return [json.dumps(report).encode()]
 
 
 def required(settings: Settings, socket_mode: bool) -> None:
@@ -99,7 +126,7 @@ def serve(engine: Engine, settings: Settings, port: int = 3000, host: str = "0.0
             announce("Slack app connected in Socket Mode (Ctrl-C to stop)")
             SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
         else:
-            server = make_server(host, port, wsgi_app(app), server_class=ThreadingWSGIServer, handler_class=QuietHandler)
+            server = make_server(host, port, wsgi_app(app, engine.store), server_class=ThreadingWSGIServer, handler_class=QuietHandler)
             announce(f"Slack app listening on http://{host}:{port}{EVENTS_PATH} (health: /healthz; Ctrl-C to stop)")
             server.serve_forever()
     finally:

@@ -267,7 +267,7 @@ def test_a_button_still_works_after_the_bot_is_rebuilt(home, stand_in):
     run(scenario)
 
 
-def test_long_output_is_split_and_a_refusal_for_good_is_not_retried(home, stand_in):
+def test_long_output_is_split_and_only_a_refusal_for_good_is_not_retried(home, stand_in):
     from bot.chat.messages import Table, Text
 
     messages = messages_for(Text("word " * 3000))
@@ -284,6 +284,11 @@ def test_long_output_is_split_and_a_refusal_for_good_is_not_retried(home, stand_
         await world.settle()
         row = world.store.db.execute("SELECT delivered_at, error, attempts FROM outbox ORDER BY id DESC").fetchone()
         assert row[0] is not None and row[1].startswith("gave up: Discord refused") and row[2] == 1
+        stand_in.refuse[f"/channels/{world.thread}/messages"] = 401  # a token being rotated: kept, retried
+        world.engine.outbox.post(f"discord:{GUILD}:{CHANNEL}:{world.thread}", Text("after rotation"))
+        await world.settle()
+        row = world.store.db.execute("SELECT delivered_at, error, attempts FROM outbox ORDER BY id DESC").fetchone()
+        assert row[0] is None and "401" in row[1] and row[2] == 1
 
     run(scenario)
 

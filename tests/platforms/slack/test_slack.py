@@ -340,7 +340,9 @@ def test_serve_over_http_with_a_health_check_and_signatures(home, stand_in, monk
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        assert health.json() == {"status": "ok", "platform": "slack"}
+        first = health.json()
+        assert first["status"] == "ok" and first["platform"] == "slack" and first["acks"]["count"] == 0
+        assert first["jobs"]["queued"] == 0 and first["outbox"]["undelivered"] == 0
         request = slash(stand_in, "help")
         headers = {k: v[0] for k, v in request.headers.items()}
         answered = httpx.post(url + "/slack/events", content=request.raw_body, headers=headers, timeout=10)
@@ -351,6 +353,8 @@ def test_serve_over_http_with_a_health_check_and_signatures(home, stand_in, monk
         while not stand_in.responses and time.time() < deadline:
             time.sleep(0.1)
         assert "Capabilities" in json.dumps(stand_in.responses[0])
+        acks = httpx.get(url + "/healthz", timeout=2).json()["acks"]
+        assert acks["count"] == 2 and 0 < acks["p50_ms"] <= acks["p99_ms"] < 3000  # both answered, within Slack's 3 s
         assert [name for name, _ in stand_in.calls][:1] == ["auth.test"]  # the token was checked at start
     finally:
         server.terminate()
