@@ -103,9 +103,20 @@ def test_compose_takes_its_configuration_from_dotenv_with_known_settings():
             "LADDER_JOB_BACKEND", "LADDER_RAY_ADDRESS"} <= set(keys)
     unknown = [k for k in keys if not known_variable(k)]
     assert not unknown, f".env.example names settings Ladder does not read: {unknown}"
-    values = dict(re.findall(r"^([A-Z][A-Z0-9_]+)=(.*)$", example, flags=re.M))
-    Settings(_env_file=None, **{k[len("LADDER_"):].lower(): json.loads(v) if v.startswith("[") else v
-                                for k, v in values.items() if k.startswith("LADDER_") and v})  # the defaults validate
+
+
+
+def test_the_env_example_loads_as_it_stands(tmp_path, monkeypatch):
+    for name in setting_names():
+        monkeypatch.delenv(name, raising=False)
+    env = tmp_path / ".env"
+    env.write_text((DEPLOY / ".env.example").read_text())
+    settings = Settings(_env_file=env)  # blank values (a token not filled in yet) mean unset
+    assert settings.base_model == "Qwen/Qwen2.5-0.5B-Instruct" and settings.trainers == []
+    assert settings.discord_guild is None and settings.slack_bot_token is None
+    env.write_text(env.read_text() + "LADDER_GPU_HOURS_PER_USER=20\nLADDER_DISCORD_GUILD=1234\n")
+    filled = Settings(_env_file=env)
+    assert filled.gpu_hours_per_user == 20 and filled.discord_guild == 1234
 
 
 def test_compose_health_checks_hit_the_health_routes_on_the_served_ports():

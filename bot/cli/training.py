@@ -147,7 +147,7 @@ def _run_inline(settings, store, job_id: int, quiet: bool) -> dict:
 
 def _job_view(job: dict) -> dict:
     keys = ("id", "name", "status", "method", "base_model", "progress", "metrics", "error", "created_by",
-            "created_at", "started_at", "finished_at", "resumes", "output_dir")
+            "created_at", "started_at", "finished_at", "resumes", "output_dir", "backend", "external_id")
     return {key: job.get(key) for key in keys}
 
 

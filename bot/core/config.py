@@ -23,6 +23,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,  # Settings(slack_bot_token=...) in code; SLACK_BOT_TOKEN or LADDER_... from the environment
+        env_ignore_empty=True,  # `LADDER_DISCORD_GUILD=` (as in deploy/.env.example) means unset, not invalid
     )
 
     home: Path = Field(

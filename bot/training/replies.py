@@ -82,6 +82,8 @@ def job_replies(job: dict[str, Any]) -> list[Reply]:
     metrics = job.get("metrics") or {}
     if metrics.get("best_val_loss") is not None or metrics.get("final_train_loss") is not None:
         replies.append(Text(_metrics_line(metrics)))
+    if job.get("backend") == "ray" and job.get("external_id"):
+        replies.append(Text(f"Ran on Ray as job `{job['external_id']}` (its logs: `ray job logs {job['external_id']}`)."))
     return replies
 
 

@@ -3,6 +3,7 @@ by the test (on CPU), followed to the end, cancelled, and mapped back onto Ladde
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -85,6 +86,14 @@ def test_a_job_runs_as_a_ray_job_and_registers_its_adapter(setup, tiny_model_dir
     assert client.get_job_info(final["external_id"]).metadata["ladder_job"] == str(job_id)
     log = Path(final["output_dir"], "job.log").read_text()
     assert f"Ray: submitted job {final['external_id']}" in log
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    shown = CliRunner().invoke(app, ["jobs", "show", str(job_id), "--json"], env={"LADDER_HOME": str(settings.home)})
+    assert json.loads(shown.stdout)["external_id"] == final["external_id"]
+    shown = CliRunner().invoke(app, ["jobs", "show", str(job_id)], env={"LADDER_HOME": str(settings.home)})
+    assert f"Ran on Ray as job {final['external_id']}" in shown.stdout.replace("`", "")
 
 
 def test_cancelling_stops_the_ray_job(setup, tiny_model_dir):
