@@ -203,8 +203,14 @@ def test_a_second_chat_launch_with_no_worker_still_runs(home, tmp_path, tiny_mod
     assert "Queued job 2: worker" in launch("second-run")  # this chat's own worker will run it
     project = store.get_project("support")
     wait_for(lambda: {a["name"] for a in store.adapters(project["id"])} == {"first-run", "second-run"}, timeout=60)
-    outcome = reply_text(engine.take(place))  # what the worker pushed to the chat that launched them
-    assert "Adapter **first-run** is registered" in outcome and "Adapter **second-run** is registered" in outcome
+    pushed: list[str] = []  # what the worker pushed to the chat that launched them; it follows the registration
+
+    def outcome_posted():
+        pushed.append(reply_text(engine.take(place)))
+        return "Adapter **second-run** is registered" in "".join(pushed)
+
+    wait_for(outcome_posted, timeout=30)
+    assert "Adapter **first-run** is registered" in "".join(pushed)
     from bot.training.jobs import stop_background
 
     assert stop_background() == []
