@@ -177,6 +177,12 @@ def _read_jsonl(name: str, text: str) -> Parsed:
             errors.append({"line": number, "problem": f"not valid JSON ({exc.msg} at column {exc.colno})"})
     formats = [detect_format(r) for _, r in records if isinstance(r, dict)]
     known = [f for f in formats if f]
+    if not records and errors:
+        first = errors[0]
+        raise LadderError(
+            f"dataset {name}: no line is valid JSON (line {first['line']}: {first['problem']}); "
+            "write one JSON object per line (JSONL)"
+        )
     if not known:
         raise LadderError(
             f"dataset {name}: no line matches a known format; use Alpaca (instruction/output), ShareGPT "

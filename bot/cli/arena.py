@@ -94,6 +94,9 @@ def vote(
     if as_json:
         emit_json(reveal)
     else:
+        verdict = {"a": "A wins", "b": "B wins", "tie": "a tie", "bad": "both bad"}[winner.value]
+        typer.echo(f"{'Changed ' + user + chr(39) + 's vote to' if battle['changed'] else 'Recorded'} {verdict} "
+                   f"({reveal['votes']} vote(s) on this battle).")
         typer.echo(f"A was {reveal['a']['variant']} ({reveal['a']['latency_ms']:.0f} ms), "
                    f"B was {reveal['b']['variant']} ({reveal['b']['latency_ms']:.0f} ms)")
 

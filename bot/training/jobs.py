@@ -77,6 +77,13 @@ def plan_job(settings: Settings, store: Store, project: dict[str, Any], data: Pa
     from trainer.hub import resolve_base_model
 
     data = Path(data)
+    # the cheap checks first, so a typo in the name fails before the dataset is read
+    name = check_adapter_name(name or f"{method}-{time.strftime('%m%d-%H%M%S')}")
+    taken = {a["name"] for a in store.adapters(project["id"])} | {
+        j["name"] for j in store.jobs(project["id"]) if j["status"] not in {"failed", "cancelled"}
+    }
+    if name in taken:
+        raise LadderError(f"an adapter or job named {name!r} already exists in {project['name']}; pick another --name")
     model_dir, _ = resolve_base_model(base_model)
     overrides = dict(overrides or {})
     max_length = int(overrides.get("max_length", 1024))
@@ -85,12 +92,6 @@ def plan_job(settings: Settings, store: Store, project: dict[str, Any], data: Pa
     verdict = report["verdict"]
     if not verdict["trainable"]:
         raise LadderError(f"the dataset is not ready to train: {verdict['first_problem']}")
-    name = check_adapter_name(name or f"{method}-{time.strftime('%m%d-%H%M%S')}")
-    taken = {a["name"] for a in store.adapters(project["id"])} | {
-        j["name"] for j in store.jobs(project["id"]) if j["status"] not in {"failed", "cancelled"}
-    }
-    if name in taken:
-        raise LadderError(f"an adapter or job named {name!r} already exists in {project['name']}; pick another --name")
 
     config_json = json.loads((model_dir / "config.json").read_text())
     shape, params = estimates.shape_from_config(config_json)

@@ -234,6 +234,10 @@ def test_compare_runs_on_the_adapters_base_and_stays_blind_until_the_vote(world,
     assert f"ladder vote {battle_id}" in human.stdout
     reveal = json.loads(runner.invoke(app, ["vote", battle_id, "--winner", "a", "--user", "ana", "--json"], env=env).stdout)
     assert {reveal["a"]["variant"], reveal["b"]["variant"]} == {"base", "lora:alpha"}
+    again = runner.invoke(app, ["vote", battle_id, "--winner", "tie", "--user", "ana"], env=env)
+    assert again.exit_code == 0 and "Changed ana's vote to a tie (1 vote(s) on this battle)" in again.stdout
+    other = runner.invoke(app, ["vote", battle_id, "--winner", "b", "--user", "bo"], env=env)
+    assert "Recorded B wins (2 vote(s) on this battle)" in other.stdout and "lora:alpha" in other.stdout
 
     scripted = json.loads(runner.invoke(app, ["compare", "--project", "arena", "hi", "--variants", "base,lora:beta",
                                               "--reveal", "--json"], env=env).stdout)

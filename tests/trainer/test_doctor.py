@@ -62,6 +62,13 @@ def test_broken_lines_are_reported_with_their_numbers(tmp_path):
     assert report["verdict"]["first_problem"].startswith("4 line(s) cannot be used, first line 2")
 
 
+def test_a_file_with_no_valid_json_names_its_first_bad_line(tmp_path):
+    path = tmp_path / "cut.jsonl"
+    path.write_text('\n{"instruction": "x"\n{"instruction": "y"\n')
+    with pytest.raises(LadderError, match=r"no line is valid JSON \(line 2: not valid JSON"):
+        check(path)
+
+
 def test_pii_is_found_and_luhn_decides_cards():
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     text = ("Mail ana.lopez@example.org or call +44 20 7946 0958. Card 4111 1111 1111 1111, "

@@ -183,6 +183,10 @@ def test_bad_inputs_are_refused_before_queueing(setup, tiny_model_dir, tmp_path)
     enqueue(settings, store, plan_job(settings, store, project, data, str(tiny_model_dir), name="taken"), "ana")
     with pytest.raises(LadderError, match="named 'taken' already exists"):
         plan_job(settings, store, project, data, str(tiny_model_dir), name="taken")
+    # a bad or taken name is refused before the dataset or the model is even looked at
+    for name, problem in [("t1", "adapter name 't1' is not valid"), ("taken", "named 'taken' already exists")]:
+        with pytest.raises(LadderError, match=problem):
+            plan_job(settings, store, project, tmp_path / "missing.jsonl", "acme/not-downloaded", name=name)
 
 
 def test_a_crashing_job_fails_cleanly_and_the_worker_moves_on(setup, tiny_model_dir):
