@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -152,6 +153,8 @@ def _pdf(data: bytes, source: str) -> tuple[str, list[Section]]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    # pypdf logs its own repairs ("invalid pdf header"); the refusal below already says what is wrong
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [Section(page.extract_text() or "", page=i + 1) for i, page in enumerate(reader.pages)]

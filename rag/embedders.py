@@ -107,9 +107,11 @@ def _local_model_dir(spec: str) -> Path | None:
 def _load_sentence_transformer(spec: str):
     directory = _local_model_dir(spec)
     if directory is None:
+        from trainer.hub import download_command
+
         raise LadderError(
             f"embedding model {spec!r} is not a local folder or in the Hugging Face cache; download "
-            f"it with `huggingface-cli download {spec}` or set LADDER_EMBEDDER to a local path"
+            f"it with `{download_command()} {spec}` or set LADDER_EMBEDDER to a local path"
         )
     from sentence_transformers import SentenceTransformer
 

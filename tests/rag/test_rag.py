@@ -71,7 +71,7 @@ def test_every_supported_type_is_ingested_and_answers(kb, tmp_path):
     assert all(m["project"] == "office" and len(m["content_hash"]) == 64 for m in visitors["metadatas"])
 
 
-def test_bad_files_are_refused_by_name_and_nothing_stored_is_lost(kb, tmp_path):
+def test_bad_files_are_refused_by_name_and_nothing_stored_is_lost(kb, tmp_path, caplog):
     good = tmp_path / "good"
     good.mkdir()
     (good / "refunds.md").write_text("# Refunds\nRefunds are issued within 30 days of delivery.\n")
@@ -88,6 +88,7 @@ def test_bad_files_are_refused_by_name_and_nothing_stored_is_lost(kb, tmp_path):
     (bad / "broken.jsonl").write_text('{"text": "ok"}\n{"text": "fine"}\n{"text": oops}\n')
     (bad / "notext.jsonl").write_text('{"title": "no body"}\n')
     (bad / "corrupt.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (bad / "noise.pdf").write_bytes(bytes(range(7, 250)) * 8)  # not even a PDF header
     (bad / "fake.docx").write_text("not a zip")
     (bad / "huge.txt").write_text("x" * 2_100_000)
     (bad / "shipping.txt").write_text("Parcels ship the same day when ordered before 2 pm.")
@@ -101,7 +102,8 @@ def test_bad_files_are_refused_by_name_and_nothing_stored_is_lost(kb, tmp_path):
     assert "not UTF-8" in reasons["latin.md"] and "re-save it as UTF-8" in reasons["latin.md"]
     assert "line 3 is not valid JSON" in reasons["broken.jsonl"]
     assert "has no text field" in reasons["notext.jsonl"]
-    assert "not a readable PDF" in reasons["corrupt.pdf"]
+    assert "not a readable PDF" in reasons["corrupt.pdf"] and "not a readable PDF" in reasons["noise.pdf"]
+    assert not [r for r in caplog.records if r.name.startswith("pypdf")]  # one refusal line, not pypdf's noise
     assert "not a readable .docx" in reasons["fake.docx"]
     assert "over the 2 MB limit" in reasons["huge.txt"] and "LADDER_MAX_DOCUMENT_MB" in reasons["huge.txt"]
     assert all(reason.startswith(source) for source, reason in reasons.items())
@@ -205,6 +207,9 @@ def test_unavailable_model_falls_back_to_lexical_without_hanging(home):
     embedder = resolve_embedder("acme/not-in-any-cache")
     assert time.perf_counter() - start < 5
     assert embedder.id.startswith("lexical") and "not a local folder or in the Hugging Face cache" in embedder.note
+    from trainer.hub import download_command
+
+    assert f"`{download_command()} acme/not-in-any-cache`" in embedder.note  # the command this hub client has
 
 
 @pytest.fixture(scope="module")
