@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 PRODUCTS = ["kettle", "toaster", "blender", "lamp", "router", "headset", "keyboard", "monitor", "charger", "speaker"]
@@ -32,3 +33,18 @@ def tickets(n: int, seed: int = 0) -> list[dict[str, str]]:
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+# A tiny-model job that learns in a few steps: short sequences, a high learning rate, no early stop.
+QUICK = {"max_length": 128, "batch_size": 4, "learning_rate": 3e-3, "early_stopping_patience": 100}
+
+
+def wait_for(predicate, timeout=120.0, every=0.2):
+    """Poll `predicate` until it returns something truthy, and return that; fail after `timeout` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")

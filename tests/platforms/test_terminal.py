@@ -130,86 +130,78 @@ def test_a_sentence_starting_with_a_command_word_is_not_eaten(engine, store):
     assert "no project named 'the'" in output
 
 
-def test_line_editing_and_history_in_a_real_terminal(home, tmp_path):
-    import pty
-    import select
-    import time
+class RealTerminal:
+    """`ladder chat` in a child process on a real pseudo-terminal, read up to a marker at a time."""
 
-    env = {**os.environ, "LADDER_HOME": str(home), "LADDER_USER": "ana", "TERM": "xterm"}
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: ladder chat on a real terminal
-        os.chdir(tmp_path)
-        os.execve(sys.executable, [sys.executable, "-m", "bot.cli", "chat"], env)
-    seen = b""
+    def __init__(self, home, folder):
+        import pty
 
-    def read_until(marker: bytes, timeout: float = 60) -> None:
-        nonlocal seen
+        env = {**os.environ, "LADDER_HOME": str(home), "LADDER_USER": "ana", "TERM": "xterm"}
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: ladder chat on the terminal
+            os.chdir(folder)
+            os.execve(sys.executable, [sys.executable, "-m", "bot.cli", "chat"], env)
+        self.seen = b""
+
+    def read_until(self, marker: bytes, timeout: float = 60) -> None:
+        import select
+        import time
+
         deadline = time.time() + timeout
-        while marker not in seen and time.time() < deadline:
-            if select.select([fd], [], [], 0.2)[0]:
+        while marker not in self.seen and time.time() < deadline:
+            if select.select([self.fd], [], [], 0.2)[0]:
                 try:
-                    seen += os.read(fd, 65536)
+                    self.seen += os.read(self.fd, 65536)
                 except OSError:
                     break
-        assert marker in seen, seen.decode(errors="replace")[-2000:]
+        assert marker in self.seen, self.seen.decode(errors="replace")[-2000:]
 
+    def type(self, keys: bytes) -> None:
+        os.write(self.fd, keys)
+
+    def quit(self) -> None:
+        self.type(b"quit\r")
+        os.waitpid(self.pid, 0)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def test_line_editing_and_history_in_a_real_terminal(home, tmp_path):
+    term = RealTerminal(home, tmp_path)
     try:
-        read_until(b"ladder> ")
-        os.write(fd, b"new histry\r")
-        read_until(b"ladder[histry]> ")
-        os.write(fd, b"statuz\x7fs\r")  # a typo, deleted with Backspace
-        read_until(b"Project histry")
-        seen = b""
-        os.write(fd, b"\x1b[A\r")  # Up arrow: the last line again
-        read_until(b"Project histry")
-        os.write(fd, b"quit\r")
-        os.waitpid(pid, 0)
+        term.read_until(b"ladder> ")
+        term.type(b"new histry\r")
+        term.read_until(b"ladder[histry]> ")
+        term.type(b"statuz\x7fs\r")  # a typo, deleted with Backspace
+        term.read_until(b"Project histry")
+        term.seen = b""
+        term.type(b"\x1b[A\r")  # Up arrow: the last line again
+        term.read_until(b"Project histry")
+        term.quit()
     finally:
-        os.close(fd)
+        term.close()
     assert "status" in (home / "chat_history").read_text()
 
 
 def test_replies_from_another_process_print_above_the_prompt(home, tmp_path):
-    import pty
-    import select
-    import time
-
-    from bot.chat.messages import Progress, Text
     from bot.chat.outbox import Outbox
     from bot.core.store import Store
 
-    env = {**os.environ, "LADDER_HOME": str(home), "LADDER_USER": "ana", "TERM": "xterm"}
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(tmp_path)
-        os.execve(sys.executable, [sys.executable, "-m", "bot.cli", "chat"], env)
-    seen = b""
-
-    def read_until(marker: bytes, timeout: float = 60) -> None:
-        nonlocal seen
-        deadline = time.time() + timeout
-        while marker not in seen and time.time() < deadline:
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    seen += os.read(fd, 65536)
-                except OSError:
-                    break
-        assert marker in seen, seen.decode(errors="replace")[-2000:]
-
+    term = RealTerminal(home, tmp_path)
     try:
-        read_until(b"ladder> ")
-        os.write(fd, b"hel")  # half a command typed when the worker's news arrives
+        term.read_until(b"ladder> ")
+        term.type(b"hel")  # half a command typed when the worker's news arrives
         store = Store(home / "ladder.db")
         Outbox(store).post("terminal:ana", Progress("job-1", "Training intent (job 1): running", 1, 4))
         Outbox(store).post("terminal:ana", Text("Adapter **intent** is registered."))
-        read_until(b"is registered.")
-        assert b"25% Training intent (job 1): running" in seen
-        seen = seen[seen.index(b"is registered."):]
-        read_until(b"ladder> hel")  # the prompt and the half-typed line come back below it
-        os.write(fd, b"p\r")
-        read_until(b"Capabilities")
-        os.write(fd, b"quit\r")
-        os.waitpid(pid, 0)
+        term.read_until(b"is registered.")
+        assert b"25% Training intent (job 1): running" in term.seen
+        term.seen = term.seen[term.seen.index(b"is registered."):]
+        term.read_until(b"ladder> hel")  # the prompt and the half-typed line come back below it
+        term.type(b"p\r")
+        term.read_until(b"Capabilities")
+        term.quit()
         store.close()
     finally:
-        os.close(fd)
+        term.close()

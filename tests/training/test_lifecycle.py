@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from trainfiles import tickets, write_jsonl
+from trainfiles import QUICK, tickets, wait_for, write_jsonl
 from typer.testing import CliRunner
 
 from bot.chat.engine import Engine
@@ -25,33 +25,11 @@ from bot.core.config import Settings
 from bot.core.store import Store
 from bot.training.jobs import HOST, Worker, enqueue, live_worker, plan_job, release_orphans
 
-QUICK = {"max_length": 128, "batch_size": 4, "learning_rate": 3e-3, "early_stopping_patience": 100}
-
-
-@pytest.fixture
-def setup(home, tmp_path):
-    settings = Settings(_env_file=None, home=home)
-    store = Store(settings.db_path)
-    project = store.create_project("support", "ana")
-    data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
-    yield settings, store, project, data
-    store.close()
-
 
 def queue_job(setup, tiny_model_dir, name, **overrides):
     settings, store, project, data = setup
     plan = plan_job(settings, store, project, data, str(tiny_model_dir), name=name, overrides={**QUICK, **overrides})
     return enqueue(settings, store, plan, "ana")
-
-
-def wait_for(predicate, timeout=120.0, every=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def dead_pid() -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainfiles import tickets, write_jsonl
+from trainfiles import QUICK, tickets, wait_for, write_jsonl
 from typer.testing import CliRunner
 
 from bot.chat.engine import Engine
@@ -24,28 +24,6 @@ from bot.core.config import Settings
 from bot.core.errors import LadderError
 from bot.core.store import Store
 from bot.training.jobs import Worker, enqueue, plan_job
-
-FAST = {"max_length": 128, "batch_size": 4, "learning_rate": 3e-3, "early_stopping_patience": 100}
-
-
-@pytest.fixture
-def setup(home, tmp_path):
-    settings = Settings(_env_file=None, home=home)
-    store = Store(settings.db_path)
-    project = store.create_project("support", "ana")
-    data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
-    yield settings, store, project, data
-    store.close()
-
-
-def wait_for(predicate, timeout=120.0, every=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def worker_process(home: Path) -> subprocess.Popen:
@@ -108,13 +86,13 @@ def test_end_to_end_job_trains_registers_and_changes_the_model(home, tmp_path, t
 def test_cancel_a_queued_and_a_running_job(setup, tiny_model_dir):
     settings, store, project, data = setup
     queued = enqueue(settings, store, plan_job(settings, store, project, data, str(tiny_model_dir), name="never",
-                                               overrides={**FAST, "max_steps": 5}), "ana")
+                                               overrides={**QUICK, "max_steps": 5}), "ana")
     assert store.request_cancel(queued, "ana") == "cancelled"
     with pytest.raises(LadderError, match="already cancelled"):
         store.request_cancel(queued, "ana")
 
     long = enqueue(settings, store, plan_job(settings, store, project, data, str(tiny_model_dir), name="long",
-                                             overrides={**FAST, "max_steps": 5000, "eval_steps": 1000}), "ana")
+                                             overrides={**QUICK, "max_steps": 5000, "eval_steps": 1000}), "ana")
     worker = worker_process(settings.home)
     try:
         wait_for(lambda: (store.job(long)["progress"] or {}).get("step", 0) >= 2)
@@ -131,7 +109,7 @@ def test_cancel_a_queued_and_a_running_job(setup, tiny_model_dir):
 def test_a_killed_worker_job_resumes_from_its_checkpoint(setup, tiny_model_dir):
     settings, store, project, data = setup
     job_id = enqueue(settings, store, plan_job(settings, store, project, data, str(tiny_model_dir), name="resumed",
-                                               overrides={**FAST, "batch_size": 8, "max_length": 256,
+                                               overrides={**QUICK, "batch_size": 8, "max_length": 256,
                                                           "max_steps": 60, "eval_steps": 10}), "ana")
     worker = worker_process(settings.home)
     wait_for(lambda: len(store.job(job_id)["metrics"]["val_loss"]) >= 2)
@@ -192,7 +170,7 @@ def test_bad_inputs_are_refused_before_queueing(setup, tiny_model_dir, tmp_path)
 def test_a_crashing_job_fails_cleanly_and_the_worker_moves_on(setup, tiny_model_dir):
     settings, store, project, data = setup
     job_id = enqueue(settings, store, plan_job(settings, store, project, data, str(tiny_model_dir), name="doomed",
-                                               overrides={**FAST, "max_steps": 3}), "ana")
+                                               overrides={**QUICK, "max_steps": 3}), "ana")
     Path(store.job(job_id)["config"]["train_file"]).unlink()  # the stored dataset vanishes
     final = Worker(settings, store).run_one(job_id)
     assert final["status"] == "failed" and "does not exist" in final["error"]

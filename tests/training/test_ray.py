@@ -13,16 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from trainfiles import tickets, write_jsonl
+from trainfiles import QUICK, tickets, write_jsonl
 
 from bot.core.config import Settings
 from bot.core.store import Store
 from bot.training.jobs import Worker, enqueue, plan_job
 
 ray = pytest.importorskip("ray")  # a dev dependency: CI has it
-
-QUICK = {"max_length": 128, "batch_size": 4, "learning_rate": 3e-3, "early_stopping_patience": 100}
-
 
 def free_port() -> int:
     with socket.socket() as sock:
