@@ -17,17 +17,12 @@ from typing import Any
 from bot.core.errors import LadderError
 from rag.bm25 import tokens
 from rag.index import KnowledgeBase
-from trainer.formats import iter_jsonl
+from trainer.formats import iter_jsonl, read_text_file
 
 
 def load_eval_questions(path: Path) -> list[dict[str, Any]]:
     """Return the questions in JSONL `path`; raise LadderError naming the first bad line."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LadderError(f"questions file {path} does not exist; check the path") from None
-    except UnicodeDecodeError:
-        raise LadderError(f"questions file {path} is not UTF-8 text; save it as JSONL") from None
+    text = read_text_file(path, "questions file", "JSONL")
     questions = []
     for number, item in iter_jsonl(text, str(path)):
         if not isinstance(item, dict) or not isinstance(item.get("question"), str) or not item["question"].strip():

@@ -60,6 +60,19 @@ class Parsed:
     errors: list[dict[str, Any]]
 
 
+def read_text_file(path: Path, kind: str, save_as: str) -> str:
+    """Return the UTF-8 text of a file the user named, e.g. kind "eval file", save_as "JSONL".
+
+    Raises LadderError saying the file is missing or not UTF-8, and how to fix it.
+    """
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LadderError(f"{kind} {path} does not exist; check the path") from None
+    except UnicodeDecodeError:
+        raise LadderError(f"{kind} {path} is not UTF-8 text; save it as {save_as}") from None
+
+
 def iter_jsonl(text: str, name: str, error: type[LadderError] = LadderError):
     """Yield (line number, parsed value) for each non-blank line of JSONL `text`.
 

@@ -20,7 +20,7 @@ import yaml
 
 from bot.arena.battles import Arena, adapter_of
 from bot.core.errors import LadderError
-from trainer.formats import detect_format, iter_jsonl
+from trainer.formats import detect_format, iter_jsonl, read_text_file
 from trainer.formats import normalise as as_example
 
 FORGETTING_DROP = 0.05  # seed 004: more than 5% below base on general tasks means overtraining
@@ -94,12 +94,7 @@ def load_items(path: Path) -> list[dict[str, Any]]:
     last user turn the prompt, earlier turns the history. Plain {prompt|question|input,
     reference|answer|output} lines work too. Raises LadderError naming the first bad line.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LadderError(f"eval file {path} does not exist; check the path") from None
-    except UnicodeDecodeError:
-        raise LadderError(f"eval file {path} is not UTF-8 text; save it as JSONL") from None
+    text = read_text_file(path, "eval file", "JSONL")
     items = []
     for number, row in iter_jsonl(text, str(path)):
         if not isinstance(row, dict):

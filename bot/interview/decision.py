@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.core.errors import LadderError
 from bot.interview import estimates
+from trainer.formats import read_text_file
 
 FailureMode = Literal["knowledge", "format", "style", "reasoning", "cost", "latency"]
 FAILURE_MODES: tuple[str, ...] = ("knowledge", "format", "style", "reasoning", "cost", "latency")
@@ -108,12 +109,7 @@ def fact_problem(key: str, value: Any) -> str | None:
 
 def load_facts(path: Path) -> Facts:
     """Return the facts in JSON file `path`; raise LadderError for a missing or bad file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LadderError(f"facts file {path} does not exist; check the path") from None
-    except UnicodeDecodeError:
-        raise LadderError(f"facts file {path} is not UTF-8 text; save it as JSON") from None
+    text = read_text_file(path, "facts file", "JSON")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

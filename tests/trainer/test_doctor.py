@@ -248,3 +248,18 @@ def test_a_missing_model_names_the_download_command_the_hub_client_provides():
     command = re.search(r"`(\S+) download acme/not-downloaded`", missing.value.message).group(1)
     assert command in {"hf", "huggingface-cli"}
     assert shutil.which(command, path=str(Path(sys.executable).parent)) is not None  # it really is installed
+
+
+def test_named_input_files_that_are_missing_or_not_utf8_say_so_and_how_to_fix(tmp_path):
+    from bot.arena.heldout import load_items
+    from bot.interview.decision import load_facts
+    from rag.evaluation import load_eval_questions
+
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes("caf\xe9".encode("latin-1"))
+    for load, kind, save_as in [(load_items, "eval file", "JSONL"), (load_eval_questions, "questions file", "JSONL"),
+                                (load_facts, "facts file", "JSON")]:
+        with pytest.raises(LadderError, match=f"{kind} .*nowhere.jsonl does not exist; check the path"):
+            load(tmp_path / "nowhere.jsonl")
+        with pytest.raises(LadderError, match=f"{kind} .*latin.jsonl is not UTF-8 text; save it as {save_as}$"):
+            load(latin)
