@@ -231,9 +231,8 @@ class TerminalChat:
                     announced = True
                     ids = ", ".join(str(j["id"]) for j in active)
                     self.console.print(f"Waiting for job {ids} to finish (Ctrl-C stops waiting).", markup=False)
-                if (self.engine.settings.worker_in_chat and any(j["status"] == "queued" for j in active)
-                        and jobs.live_worker(self.engine.store) is None):
-                    jobs.run_in_background(self.engine.settings, self.engine.store)
+                if self.engine.settings.worker_in_chat and any(j["status"] == "queued" for j in active):
+                    jobs.ensure_worker(self.engine.settings, self.engine.store)
                 time.sleep(0.5)
         except KeyboardInterrupt:
             self._stopped_waiting()
