@@ -83,6 +83,27 @@ def test_compose_runs_a_bot_a_gpu_worker_the_model_server_and_chroma_on_volumes(
             assert context == ROOT and (context / service["build"]["dockerfile"]).exists()
 
 
+def merge_lists(node: yaml.Node, path: str = "") -> list[str]:
+    """Return where a YAML merge key takes a list (`<<: [*a, *b]`): readers disagree on which
+    mapping wins (PyYAML 6.0.4 changed it), so a file that uses one means different things."""
+    found = []
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == "<<" and isinstance(value, yaml.SequenceNode):
+                found.append(f"{path}/{key.value}")
+            found += merge_lists(value, f"{path}/{key.value}")
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found += merge_lists(item, f"{path}/{i}")
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(DEPLOY.rglob("*.yaml")), ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_deploy_yaml_has_no_merge_lists_that_readers_resolve_differently(path):
+    for document in yaml.compose_all(path.read_text(), Loader=ComposeLoader):
+        assert merge_lists(document) == []
+
+
 def test_compose_takes_its_configuration_from_dotenv_with_known_settings():
     spec = compose(DEPLOY / "compose.yaml")
     for name, service in spec["services"].items():
@@ -112,7 +133,7 @@ def test_the_env_example_loads_as_it_stands(tmp_path, monkeypatch):
     env = tmp_path / ".env"
     env.write_text((DEPLOY / ".env.example").read_text())
     settings = Settings(_env_file=env)  # blank values (a token not filled in yet) mean unset
-    assert settings.base_model == "Qwen/Qwen2.5-0.5B-Instruct" and settings.trainers == []
+    assert settings.base_model == "smollm2-135m" and settings.trainers == []
     assert settings.discord_guild is None and settings.slack_bot_token is None
     env.write_text(env.read_text() + "LADDER_GPU_HOURS_PER_USER=20\nLADDER_DISCORD_GUILD=1234\n")
     filled = Settings(_env_file=env)
@@ -293,8 +314,11 @@ def test_dockerfiles_are_minimal_pinned_and_non_root(name, index):
                 assert (ROOT / source).exists(), f"{name}: COPY {source}, which the repository lacks"
                 assert not re.match(r"\.?venv|tests|\.git", source)
     runs = " ".join(args for k, args in steps if k == "RUN")
-    torch, ladder = runs.find('"torch==2.13.0"'), runs.find('pip install --no-cache-dir ".[ray]"')
-    assert 0 <= torch < ladder, f"{name}: torch==2.13.0 must be installed before Ladder"
+    torch, ladder = runs.find('"torch==2.13.0"'), runs.find('pip install --no-cache-dir -c /tmp/lock.txt ".[ray]"')
+    assert 0 <= torch < ladder, f"{name}: torch==2.13.0 must be installed before Ladder, the rest at the lock's pins"
+    assert any("requirements.lock" in shlex.split(a) for k, a in steps if k == "COPY")
+    pull = runs.find("ladder models pull smollm2-135m all-minilm-l6-v2")
+    assert ladder < pull and "LADDER_MODELS=/opt/ladder-models" in dict(steps)["ENV"]  # the defaults ship inside
     assert index in dict((k, a) for k, a in steps if k == "ARG")["ARG"]
     users = [args for k, args in steps if k == "USER"]
     assert users and users[-1] not in {"root", "0"}, f"{name}: must end as a non-root user"
