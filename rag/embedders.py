@@ -1,7 +1,8 @@
 """Embedders, registered with Chroma so a collection reopens in a new process.
 
-The default is a sentence-transformers model loaded from the Hugging Face cache or a local path,
-never downloaded (a download attempt offline can hang). When it is unavailable Ladder says so
+The default is the catalogue's sentence-transformers model (all-MiniLM-L6-v2, pulled once by
+`ladder models pull`); any other is loaded from a local path or the Hugging Face cache, never
+downloaded (a download attempt offline can hang). When it is unavailable Ladder says so
 once and falls back to the built-in lexical embedder: hashed word and character n-grams with
 sublinear term frequency, so it needs no model, no network and no fitted vocabulary.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ logger = logging.getLogger("ladder.rag")
 LEXICAL = "lexical"
 LEXICAL_VERSION = "lexical-v1"  # bump when the featuriser changes: old indexes must be rebuilt
 LEXICAL_DIM = 1024  # hashed feature buckets; more = fewer collisions, bigger index and slower adds
+LEXICAL_RELEVANT = 0.1  # hashed n-grams score lower than sentence embeddings for the same match
 
 
 @register_embedding_function
@@ -59,7 +60,7 @@ class LexicalEmbedding(EmbeddingFunction[Documents]):
 
 @register_embedding_function
 class LocalSentenceTransformer(EmbeddingFunction[Documents]):
-    """A sentence-transformers model loaded only from disk (a path or the HF cache)."""
+    """A sentence-transformers model loaded only from disk (the catalogue, a path or the HF cache)."""
 
     def __init__(self, model: str):
         self.model_spec = model
@@ -87,32 +88,10 @@ class LocalSentenceTransformer(EmbeddingFunction[Documents]):
         return LocalSentenceTransformer(config["model"])
 
 
-def _local_model_dir(spec: str) -> Path | None:
-    """Return a local directory for `spec` (a path, or a hub id already in the HF cache)."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return path
-    if spec.count("/") != 1:
-        return None
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        # local_files_only: never touch the network, so this cannot hang offline.
-        return Path(snapshot_download(spec, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
-        return None
-
-
 def _load_sentence_transformer(spec: str):
-    directory = _local_model_dir(spec)
-    if directory is None:
-        from trainer.hub import download_command
+    from trainer.hub import model_folder
 
-        raise LadderError(
-            f"embedding model {spec!r} is not a local folder or in the Hugging Face cache; download "
-            f"it with `{download_command()} {spec}` or set LADDER_EMBEDDER to a local path"
-        )
+    directory, _ = model_folder(spec, "embedding model")  # raises naming `ladder models pull` or the download
     from sentence_transformers import SentenceTransformer
 
     try:
@@ -184,11 +163,13 @@ class EmbeddingWorker:
 
 @dataclass(frozen=True)
 class Embedder:
-    """The embedding function in use, its stable id (stored on each collection) and a note."""
+    """The embedding function in use, its stable id (stored on each collection), a note, and the
+    cosine above which a sentence counts as relevant to a question (each embedder has its scale)."""
 
     id: str
     function: EmbeddingFunction
     note: str | None = None
+    relevant: float = 0.3
 
 
 _cache: dict[str, Embedder] = {}
@@ -204,13 +185,13 @@ def resolve_embedder(spec: str) -> Embedder:
         if spec in _cache:
             return _cache[spec]
         if spec == LEXICAL:
-            embedder = Embedder(f"{LEXICAL_VERSION}:{LEXICAL_DIM}", LexicalEmbedding())
+            embedder = Embedder(f"{LEXICAL_VERSION}:{LEXICAL_DIM}", LexicalEmbedding(), relevant=LEXICAL_RELEVANT)
         else:
             try:
                 embedder = Embedder(f"st:{spec}", LocalSentenceTransformer(spec))
             except LadderError as exc:
                 note = f"{exc.message}. Using the built-in lexical embedder instead."
                 logger.warning(note)
-                embedder = Embedder(f"{LEXICAL_VERSION}:{LEXICAL_DIM}", LexicalEmbedding(), note)
+                embedder = Embedder(f"{LEXICAL_VERSION}:{LEXICAL_DIM}", LexicalEmbedding(), note, LEXICAL_RELEVANT)
         _cache[spec] = embedder
         return embedder

@@ -1,4 +1,5 @@
-"""Where base models come from: a local folder, or the Hugging Face cache. Nothing is downloaded.
+"""Where models come from: a local folder, the catalogue's models cache, or the Hugging Face
+cache. Nothing is downloaded here (`ladder models pull` fetches catalogue models).
 
 Light on purpose (no torch, no transformers), so commands that only need to find a model, such
 as `ladder data check --base-model`, start fast.
@@ -7,38 +8,87 @@ as `ladder data check --base-model`, start fast.
 from __future__ import annotations
 
 import hashlib
+import logging
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+from trainer import catalogue
 from trainer.errors import LadderError
+
+# Every model load resolves its folder here first. bitsandbytes (imported with peft) warns at
+# import about an optional "kernels" download on CPU: harmless, and installing `kernels` would
+# fetch from the hub, so keep it out of the terminal and the logs.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
+
+def model_folder(spec: str, what: str = "base model") -> tuple[Path, str]:
+    """Return (folder, where it came from) for a model named by `spec`: a local folder
+    ("folder"), a catalogue name ("catalogue"), or a Hugging Face id in its cache ("hf-cache"),
+    else the catalogue's copy of that id.
+
+    Raises LadderError naming the command that gets the model: `ladder models pull NAME` for the
+    catalogue's models (also when their folder was changed by hand), the hub's download command
+    otherwise.
+    """
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path, "folder"
+    entry = catalogue.lookup(spec)
+    if entry is not None and spec == entry.name:
+        return catalogue.resolve(spec), "catalogue"  # raises when it is not pulled or was changed
+    if spec.count("/") == 1:
+        cached = _hf_cached(spec)
+        if cached is not None:
+            return cached, "hf-cache"
+        if entry is not None:  # the upstream id of a catalogue model: its pulled copy stands in
+            if catalogue.problem(entry) is None:
+                return catalogue.folder(entry), "catalogue"
+            raise LadderError(f"{what} {spec!r} is not in the Hugging Face cache; get the catalogue's copy with "
+                              f"`ladder models pull {entry.name}` and name it {entry.name}")
+    raise LadderError(
+        f"{what} {spec!r} is not a catalogue model, a local folder or in the Hugging Face cache; `ladder models "
+        f"list` shows the catalogue, or download it (`{download_command()} {spec}` on a machine with internet)"
+    )
 
 
 def resolve_base_model(base: str) -> tuple[Path, str]:
-    """Return (local folder, revision) for a base model path or a cached Hugging Face id.
+    """Return (local folder, revision) for a base model: a catalogue name, a local folder or a
+    cached Hugging Face id.
 
-    The revision is the hub commit for cached models, else a hash of the folder's config.json.
-    Raises LadderError when the model is not on disk, naming the download command to run.
+    The revision is the catalogue pin for catalogue models, the hub commit for cached ones, else
+    a hash of the folder's config.json. Raises LadderError when the model is not on disk, naming
+    the command that gets it.
     """
-    path = Path(base).expanduser()
-    if path.is_dir():
-        config = path / "config.json"
-        if not config.exists():
-            raise LadderError(f"{base} has no config.json; point --base-model at a model folder")
-        return path, "local:" + hashlib.sha256(config.read_bytes()).hexdigest()[:12]
-    if base.count("/") == 1:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
+    folder, source = model_folder(base)
+    config = folder / "config.json"
+    if not config.exists():
+        raise LadderError(f"{base} has no config.json; point --base-model at a model folder")
+    if source == "catalogue":
+        return folder, catalogue.lookup(base).revision
+    if source == "hf-cache":
+        return folder, folder.name
+    return folder, "local:" + hashlib.sha256(config.read_bytes()).hexdigest()[:12]
 
-        try:
-            folder = Path(snapshot_download(base, local_files_only=True))
-        except (LocalEntryNotFoundError, OSError, ValueError):
-            folder = None
-        if folder is not None:
-            return folder, folder.name
-    raise LadderError(
-        f"base model {base!r} is not a local folder or in the Hugging Face cache; download it first "
-        f"(`{download_command()} {base}` on a machine with internet) or pass a local path"
-    )
+
+def locate(spec: str, what: str = "base model") -> dict[str, Any]:
+    """Return where `spec` resolves, for `ladder config`: {"spec", "path", "source", "problem"}."""
+    try:
+        folder, source = model_folder(spec, what)
+        return {"spec": spec, "path": str(folder), "source": source, "problem": None}
+    except LadderError as exc:
+        return {"spec": spec, "path": None, "source": None, "problem": exc.message}
+
+
+def _hf_cached(spec: str) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        # local_files_only: never touch the network, so this cannot hang offline.
+        return Path(snapshot_download(spec, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
 
 
 def download_command() -> str:

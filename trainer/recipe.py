@@ -1,8 +1,11 @@
 """The LoRA / QLoRA / DoRA training recipe. It reads top to bottom: setup, train, save.
 
 Loss is computed on the final assistant answer only (its tokens are found by applying the
-base model's chat template with and without it). Examples are packed best-fit-decreasing into
-max_length rows (TRL's `pack_dataset`) and trained with transformers' Trainer and peft.
+base model's chat template with and without it), and only those positions go through the
+output layer: the 49k-word vocabulary is never projected for prompt tokens. Examples are padded
+per batch (or, with `packing`, packed best-fit-decreasing into max_length rows with TRL's
+`pack_dataset`) and trained with transformers' Trainer and peft, in bf16 autocast where the
+device has fast bf16.
 Progress goes to `on_event` as plain dicts, so the caller decides where it lands (stdout for the
 worker, SQLite for the queue, a chat thread for the team).
 """
@@ -10,7 +13,8 @@ worker, SQLite for the queue, a chat thread for the team).
 from __future__ import annotations
 
 import json
-import logging
+import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -22,10 +26,6 @@ from trainer.errors import LadderError
 from trainer.formats import Example, read_dataset
 from trainer.hub import resolve_base_model
 from trainer.sequences import fit_to_length, tokenize_example
-
-# bitsandbytes logs a warning about an optional "kernels" download on CPU; it is harmless and
-# installing `kernels` would fetch from the hub, so keep it out of the job log.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 Event = dict[str, Any]
 OOM_EXIT_CODE = 3
@@ -42,14 +42,18 @@ def run(config: RecipeConfig, on_event: Callable[[Event], None]) -> dict[str, An
     LadderError for bad data or an unloadable model, OutOfMemory when CUDA runs out of memory.
     """
     import torch
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
     # ---- setup -------------------------------------------------------------------------------
     on_event({"event": "config", "config": config.to_json_dict()})
     set_seed(config.seed)
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    bf16 = use_bf16(config.precision, cuda)
     model_dir, revision = resolve_base_model(config.base_model)
+    checkpoints = Path(config.output_dir) / "checkpoints"
+    resume = latest_checkpoint(checkpoints)
+    if resume is not None:
+        check_same_base(resume, model_dir)  # a job resumed on another base would mix two models
     tokenizer, model = load_base(model_dir, config.method, cuda, bf16)
     model = attach_adapter(model, config)
     train_rows, val_rows, data_info = build_data(config)
@@ -65,10 +69,15 @@ def run(config: RecipeConfig, on_event: Callable[[Event], None]) -> dict[str, An
     val_set, val_dropped = encode(val_rows, tokenizer, config.max_length) if val_rows else (None, 0)
     val_set = val_set if val_set is not None and len(val_set) else None
     collator = Collator(tokenizer.pad_token_id, flatten=uses_varlen_attention(model))
+    # Optimizer steps of the run (as Trainer counts them, each of the WORLD_SIZE processes taking
+    # its share of every batch): warmup and the five evaluations are spread over them.
+    per_step = config.batch_size * config.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
+    total_steps = config.max_steps or math.ceil(config.epochs * math.ceil(len(train_set) / per_step))
+    eval_steps = config.eval_steps or max(1, math.ceil(total_steps / 5))
     data_info.update(train_rows_after_packing=len(train_set), attention=model.config._attn_implementation,
-                     dropped_too_long=dropped + val_dropped)
+                     dropped_too_long=dropped + val_dropped, precision="bf16" if bf16 else "fp32",
+                     optimizer_steps=total_steps, eval_steps=eval_steps)
     on_event({"event": "data", **data_info})
-    checkpoints = Path(config.output_dir) / "checkpoints"
     has_eval = val_set is not None
     args = TrainingArguments(
         output_dir=str(checkpoints),
@@ -78,16 +87,16 @@ def run(config: RecipeConfig, on_event: Callable[[Event], None]) -> dict[str, An
         per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=config.warmup_ratio,  # a float below 1 is a share of the total steps
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=max(1, round(config.warmup_ratio * total_steps)) if config.warmup_ratio else 0,
         weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm,
         activation_checkpointing=config.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         eval_strategy="steps" if has_eval else "no",
-        eval_steps=config.eval_steps,
+        eval_steps=eval_steps,
         save_strategy="steps",
-        save_steps=config.eval_steps,
+        save_steps=eval_steps,
         save_total_limit=2,
         load_best_model_at_end=has_eval,
         metric_for_best_model="eval_loss",
@@ -101,16 +110,16 @@ def run(config: RecipeConfig, on_event: Callable[[Event], None]) -> dict[str, An
         disable_tqdm=True,
         remove_unused_columns=False,  # the collator needs completion_mask and seq_lengths
         dataloader_num_workers=0,
+        prediction_loss_only=True,  # validation needs the loss, not the logits
     )
     reporter = ProgressReporter(on_event, collator)
-    callbacks = [reporter]
+    callbacks = [reporter, EvaluateLastStep()]
     if has_eval:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
-                      data_collator=collator, callbacks=callbacks)
+    trainer = AnswerLossTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
+                                data_collator=collator, callbacks=callbacks)
 
     # ---- train -------------------------------------------------------------------------------
-    resume = latest_checkpoint(checkpoints)
     if resume is not None:
         on_event({"event": "resume", "checkpoint": resume.name, "step": int(resume.name.split("-")[-1])})
     started = time.time()
@@ -154,14 +163,16 @@ def load_base(model_dir: Path, method: str, cuda: bool, bf16: bool):
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
         raise LadderError(f"the tokenizer in {model_dir} has no chat template; use an instruct/chat model")
+    # On CUDA the frozen base is stored in bf16; on a CPU it stays fp32 and autocast runs the
+    # matmuls in bf16 (CPU kernels are fastest that way, and the adapter trains in fp32).
     dtype = torch.bfloat16 if bf16 else torch.float32
-    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+    kwargs: dict[str, Any] = {"dtype": dtype if cuda else torch.float32, "local_files_only": True}
     if method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",  # NormalFloat4: the QLoRA paper's data type for normal weights
             bnb_4bit_use_double_quant=True,  # quantise the quantisation constants too (~0.4 bit/param saved)
-            bnb_4bit_compute_dtype=dtype,  # bf16 matmuls on CUDA, fp32 on CPU
+            bnb_4bit_compute_dtype=dtype,  # bf16 matmuls where the device is fast at them, else fp32
         )
         if cuda:
             kwargs["device_map"] = {"": 0}
@@ -170,6 +181,39 @@ def load_base(model_dir: Path, method: str, cuda: bool, bf16: bool):
     except (OSError, ValueError) as exc:
         raise LadderError(f"could not load the base model from {model_dir} ({type(exc).__name__}: {exc})") from None
     return tokenizer, model
+
+
+def use_bf16(precision: str, cuda: bool) -> bool:
+    """Return whether to train in bf16 autocast: asked for, or (auto) where the device is fast
+    at it: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX."""
+    import torch
+
+    if precision != "auto":
+        return precision == "bf16"
+    if cuda:
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_fast_bf16()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Return True when this CPU has bf16 matrix instructions (Linux: /proc/cpuinfo flags)."""
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def check_same_base(checkpoint: Path, model_dir: Path) -> None:
+    """Raise LadderError when `checkpoint` holds an adapter of another base model than `model_dir`
+    (a job's base must not change between a run and its resume)."""
+    config = checkpoint / "adapter_config.json"
+    if not config.exists():
+        return
+    recorded = json.loads(config.read_text()).get("base_model_name_or_path")
+    if recorded and Path(recorded).resolve() != Path(model_dir).resolve():
+        raise LadderError(f"this job's checkpoints were trained on {recorded}, not {model_dir}; resume it on that base "
+                          "model, or start a new job")
 
 
 def attach_adapter(model, config: RecipeConfig):
@@ -224,6 +268,55 @@ def encode(rows: list[list[dict[str, str]]], tokenizer, max_length: int):
 def uses_varlen_attention(model) -> bool:
     """True when the attention kernel takes packed sequences flattened into one row (flash)."""
     return str(getattr(model.config, "_attn_implementation", "")).startswith("flash")
+
+
+def _trainer_base():
+    from transformers import Trainer
+
+    return Trainer
+
+
+class AnswerLossTrainer(_trainer_base()):
+    """Trainer whose loss projects only the positions that predict an answer token.
+
+    The model gets a boolean `logits_to_keep` mask, so its output layer (576 x 49k on SmolLM2)
+    runs on the answer's few tokens instead of every prompt token; the loss is the same mean
+    cross-entropy over answer tokens that the full logits give.
+    """
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        import torch
+        import torch.nn.functional as F
+
+        labels = inputs.pop("labels")
+        targets = labels[..., 1:]
+        keep = torch.zeros_like(labels, dtype=torch.bool)
+        keep[..., :-1] = targets != -100  # position t predicts token t + 1
+        outputs = model(**inputs, logits_to_keep=keep)
+        logits = outputs.logits.reshape(-1, outputs.logits.shape[-1]).float()
+        total = F.cross_entropy(logits, targets[targets != -100], reduction="sum")
+        # Summed over the whole accumulated batch when Trainer counts it, so every answer token
+        # weighs the same however the batches fall.
+        self.loss_is_scaled_for_ga = num_items_in_batch is not None
+        loss = total / (num_items_in_batch if num_items_in_batch is not None else max(1, int(keep.sum())))
+        return (loss, outputs) if return_outputs else loss
+
+
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class EvaluateLastStep(_callback_base()):
+    """Evaluate and save at the final step too, so the best checkpoint is chosen from the whole
+    run rather than the last multiple of eval_steps."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_evaluate = args.eval_strategy != "no"
+            control.should_save = True
+        return control
 
 
 class Collator:
@@ -338,12 +431,6 @@ def oom_advice(config: RecipeConfig) -> str:
 
 
 # -- progress --------------------------------------------------------------------------------
-
-
-def _callback_base():
-    from transformers import TrainerCallback
-
-    return TrainerCallback
 
 
 class ProgressReporter(_callback_base()):

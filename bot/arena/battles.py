@@ -174,7 +174,7 @@ class Arena:
         `history` holds earlier turns of a conversation (an eval item in chat or ShareGPT form):
         its system messages join the system prompt, the other turns come before `prompt`.
         """
-        from rag.answer import build_messages
+        from rag.answer import build_messages, select_facts
         from rag.index import KnowledgeBase
 
         base = system_messages(self.store, project)
@@ -187,38 +187,47 @@ class Arena:
         parsed = parse_variant(variant)
         if parsed is None:
             raise LadderError(f"unknown variant {variant!r}; use base, rag, lora:NAME or lora+rag:NAME")
+        facts = []
         if parsed.uses_rag:
-            hits = KnowledgeBase(self.settings, self.store).retrieve(project, prompt, k=3)
-            rag_messages = build_messages(prompt, hits)
+            kb = KnowledgeBase(self.settings, self.store)
+            hits = kb.retrieve(project, prompt, k=3)
+            facts = select_facts(prompt, hits, kb.embedder.function, relevant=kb.embedder.relevant)
+            sources = [h.source for h in hits] if facts else []
+        if facts:
+            rag_messages = build_messages(prompt, facts)
             messages = [{"role": "system", "content": base[0]["content"] + "\n\n" + rag_messages[0]["content"]},
-                        *base[1:], *turns, rag_messages[1]]
-            sources = [h.source for h in hits]
-        else:
+                        *base[1:], *rag_messages[1:-1], *turns, rag_messages[-1]]
+        else:  # no variant retrieves, or nothing retrieved is close to the prompt: answer without context
             messages = [*base, *turns, {"role": "user", "content": prompt}]
         model = f"{project['name']}/{parsed.adapter}" if parsed.adapter else "base"
         return model, messages, sources
 
     def answer(self, project: dict[str, Any], variants: list[str], prompt: str,
-               history: list[dict[str, str]] | None = None) -> list[VariantAnswer]:
-        """Return every variant's answer, generated concurrently (the server batches them)."""
+               history: list[dict[str, str]] | None = None, max_tokens: int | None = None) -> list[VariantAnswer]:
+        """Return every variant's answer, generated concurrently (the server batches them), each
+        at most `max_tokens` long (default GENERATION's)."""
         if not prompt.strip():
             raise LadderError("the prompt is empty; give the arena something to answer")
         prepared = [self.messages_for(project, v, prompt, history) for v in variants]
+        params = {**GENERATION, **({"max_tokens": max_tokens} if max_tokens else {})}
 
         def run(item):
             model, messages, sources = item
             try:
-                done = self.client.complete(messages, model, **GENERATION)
+                done = self.client.complete(messages, model, **params)
             except ModelNotServed:  # a server (vLLM) that lost or never loaded the adapter: load it, once
                 if model == "base" or not self._register(project, model):
                     raise
-                done = self.client.complete(messages, model, **GENERATION)
+                done = self.client.complete(messages, model, **params)
             return done, sources
 
         with ThreadPoolExecutor(max_workers=len(prepared)) as pool:
             results = list(pool.map(run, prepared))
-        return [
-            VariantAnswer(v, done.text.strip(), done.latency_ms, done.prompt_tokens, done.completion_tokens, sources)
+        from rag.answer import drop_invalid_citations
+
+        return [  # in RAG answers, a citation that matches no retrieved passage is never shown
+            VariantAnswer(v, drop_invalid_citations(done.text, len(sources)) if sources else done.text.strip(),
+                          done.latency_ms, done.prompt_tokens, done.completion_tokens, sources)
             for v, (done, sources) in zip(variants, results, strict=True)
         ]
 

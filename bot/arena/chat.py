@@ -37,7 +37,7 @@ def install(engine: Engine) -> None:
     engine.add_action("arena.vote", _vote)
 
 
-def _loading(ctx: Context, project: dict[str, Any], variants: list[str]) -> list[Reply]:
+def loading_replies(ctx: Context, project: dict[str, Any], variants: list[str] | None = None) -> list[Reply]:
     """Return the "loading the model" line to show at once when the base model (the one the
     project's adapters were trained on) still has to load in this process, else nothing."""
     from bot.serving.client import embedded_running
@@ -125,7 +125,7 @@ def compare_command(ctx: Context) -> list[Reply]:
     if len(pool) == 1:  # one named variant battles the plain base (or RAG when it is the base)
         pool.append("base" if pool[0] != "base" else "rag")
         pool = parse_variants(",".join(pool), ctx.store, project)
-    loading = _loading(ctx, project, pool)
+    loading = loading_replies(ctx, project, pool)
     _spawn(ctx, loading, _answer(ctx, project, pool, prompt, show_all, loading))
     return loading
 
@@ -176,7 +176,7 @@ def eval_command(ctx: Context) -> list[Reply]:
         spec = value
     variants = parse_variants(spec if spec != "base" else ",".join(available_variants(ctx.store, project)), ctx.store, project)
     items = load_items(ctx.turn.files[0].path)
-    loading = _loading(ctx, project, variants)
+    loading = loading_replies(ctx, project, variants)
     key = ctx.key("eval")
     ctx.spawn(lambda: closing(key, _evaluate(ctx, project, items, variants, loading, key)))
     return [*loading, Progress(key, f"Evaluating {', '.join(variants)} on {len(items)} items…", 0, None)]

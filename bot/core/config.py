@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trainer.catalogue import DEFAULT_BASE, DEFAULT_EMBEDDER, models_home
+
 
 class Settings(BaseSettings):
     """Ladder's resolved configuration."""
@@ -40,9 +42,15 @@ class Settings(BaseSettings):
         None,
         description="Who you are in `ladder chat` and the CLI; defaults to your login name.",
     )
+    models: Path = Field(
+        default_factory=lambda: models_home(),
+        description="Models cache shared by every LADDER_HOME, where `ladder models pull` puts the catalogue's "
+        "models ($XDG_CACHE_HOME/ladder/models, else ~/.cache/ladder/models).",
+    )
     embedder: str = Field(
-        "sentence-transformers/all-MiniLM-L6-v2",
-        description="Embedding model for RAG: a Hugging Face id already in the local cache, a local folder, or `lexical` for the built-in offline embedder (also the fallback).",
+        DEFAULT_EMBEDDER,
+        description="Embedding model for RAG: a catalogue name (`ladder models list`), a local folder, a Hugging Face "
+        "id already in the local cache, or `lexical` for the built-in offline embedder (also the fallback).",
     )
     chroma_url: str | None = Field(
         None, description="Chroma server URL (from `chroma run`); unset uses an embedded Chroma under LADDER_HOME."
@@ -60,8 +68,9 @@ class Settings(BaseSettings):
     inference_api_key: SecretStr | None = Field(None, description="API key for LADDER_INFERENCE_URL, if it needs one. Secret.")
     inference_timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for the inference endpoint before giving up.")
     base_model: str = Field(
-        "Qwen/Qwen2.5-0.5B-Instruct",
-        description="Default base model for training and answers: a Hugging Face id already in the cache, or a local folder.",
+        DEFAULT_BASE,
+        description="Default base model for answers, the arena and training: a catalogue name (`ladder models "
+        "list`), a local folder, or a Hugging Face id already in the cache.",
     )
     job_backend: Literal["local", "ray"] = Field(
         "local", description="Where training jobs run: `local` (a `ladder worker` process on this machine's GPU) or "
@@ -125,7 +134,7 @@ class Settings(BaseSettings):
         "development; unset registers them globally.",
     )
 
-    @field_validator("home")
+    @field_validator("home", "models")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         # Stored paths (adapters, datasets) derive from it: absolute, so they work from any folder.
@@ -208,7 +217,7 @@ def load_settings(**overrides: object) -> Settings:
     from bot.core.errors import LadderError
 
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
@@ -216,3 +225,6 @@ def load_settings(**overrides: object) -> Settings:
             f"setting LADDER_{field.upper()} is invalid ({first['msg']}); fix it in the "
             "environment or .env"
         ) from None
+    if "models" in settings.model_fields_set:  # from .env too: the trainer and its job processes read the environment
+        os.environ["LADDER_MODELS"] = str(settings.models)
+    return settings

@@ -76,26 +76,47 @@ def _reindex(ctx: Context, project: dict[str, Any], key: str) -> Iterator[Reply]
 
 
 def ask_command(ctx: Context) -> list[Reply]:
+    from bot.arena.chat import loading_replies
+
     project = ctx.require_project()
     question = ctx.args.strip()
     if not question:
         raise LadderError("ask a question: `ask what is the refund policy?`")
     key = ctx.key("ask")
-    ctx.spawn(lambda: closing(key, _answer(ctx, project, question, key)))
-    return [Progress(key, "Looking it up in the documents…")]
+    loading = loading_replies(ctx, project)  # the first answer loads the model: say so at once
+    ctx.spawn(lambda: closing(key, _answer(ctx, project, question, key, loading)))
+    return [Progress(key, "Looking it up in the documents…"), *loading]
 
 
-def _answer(ctx: Context, project: dict[str, Any], question: str, key: str) -> Iterator[Reply]:
+def _answer(ctx: Context, project: dict[str, Any], question: str, key: str, loading: list[Reply]) -> Iterator[Reply]:
     """Retrieve and write the answer (in the background)."""
-    from rag.answer import answer
+    result = answer_question(ctx.settings, ctx.store, project, question)
+    for line in loading:
+        yield Progress(line.key, "Model loaded." if result["answer"] else "No model loaded.", 1, 1, done=True)
+    yield Progress(key, f"Looked it up: {len(result['sources'])} passage(s) found.", 1, 1, done=True)
+    yield from answer_replies(result)
 
-    hits = _kb(ctx).retrieve(project, question, k=4)
-    try:  # LADDER_INFERENCE_URL, else the embedded server when the base model is on disk
-        client = client_for(ctx.settings, ctx.store, base_model_for(ctx.settings, ctx.store, project))
-    except LadderError:
-        client = None
-    yield Progress(key, f"Found {len(hits)} passage(s).", 1, 1, done=True)
-    yield from answer_replies(answer(question, hits, client.chat if client else None))
+
+def answer_question(settings, store, project: dict[str, Any], question: str, k: int = 4) -> dict[str, Any]:
+    """Return the cited answer to `question` from the project's documents ({"answer", "sources",
+    "note", "cited"}), written by LADDER_INFERENCE_URL or else the embedded server of the
+    project's base model. The chat's `ask` and `ladder rag ask` both come here; with no model
+    to answer, the passages come back with a note saying why."""
+    from functools import partial
+
+    from rag.answer import GENERATION, answer
+    from rag.index import KnowledgeBase
+
+    kb = KnowledgeBase(settings, store)
+    hits = kb.retrieve(project, question, k=k)
+    embed, relevant = kb.embedder.function, kb.embedder.relevant
+    try:
+        client = client_for(settings, store, base_model_for(settings, store, project))
+    except LadderError as exc:
+        result = answer(question, hits, None, embed)
+        result["note"] = f"{exc.message}. Here are the most relevant passages instead."
+        return result
+    return answer(question, hits, partial(client.chat, **GENERATION), embed, relevant)
 
 
 def answer_replies(result: dict[str, Any]) -> list[Reply]:
@@ -103,8 +124,10 @@ def answer_replies(result: dict[str, Any]) -> list[Reply]:
     replies: list[Reply] = []
     if result["answer"]:
         replies.append(Text(result["answer"]))
-    elif result.get("note"):
+    if result.get("note"):
         replies.append(Text(result["note"], tone="warning"))
+    if not result["sources"]:
+        return replies
     lines = []
     for number, source in enumerate(result["sources"], 1):
         where = source["source"] + (f", p. {source['page']}" if source.get("page") else "")

@@ -162,5 +162,5 @@ def client_for(settings: Settings, store, base_model: str | None = None) -> Infe
         return embedded_client(settings, store, base_model)
     except LadderError as exc:
         raise LadderError(
-            f"no model can answer: LADDER_INFERENCE_URL is unset and the embedded server cannot start ({exc.message})"
+            f"no model can answer: {exc.message} (or set LADDER_INFERENCE_URL to an OpenAI-compatible endpoint)"
         ) from None

@@ -21,9 +21,6 @@ from typing import Any
 from bot.core.errors import LadderError
 
 logger = logging.getLogger("ladder.serving")
-# bitsandbytes warns about an optional "kernels" download when peft imports it; it is harmless
-# and installing `kernels` would fetch from the hub.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 BASE = "base"
 PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
@@ -61,12 +58,14 @@ class GenRequest:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     min_tokens: int = 0  # vLLM's extension: generate at least this many tokens before EOS may end it
+    repetition_penalty: float = 1.0  # vLLM's extension: above 1 discourages repeating tokens (small models loop)
     include_usage: bool = False  # stream_options.include_usage: a last chunk carries the token counts
 
     @property
     def sampling(self) -> tuple:
         """Requests with equal sampling settings can share one generate call."""
-        return (self.temperature > 0, round(self.temperature, 4), round(self.top_p, 4), self.seed, self.min_tokens)
+        return (self.temperature > 0, round(self.temperature, 4), round(self.top_p, 4), self.seed, self.min_tokens,
+                round(self.repetition_penalty, 4))
 
 
 @dataclass
@@ -216,6 +215,7 @@ class ModelHost:
                 "min_new_tokens": first.min_tokens,
                 "pad_token_id": self.tokenizer.pad_token_id,
                 "do_sample": first.temperature > 0,
+                "repetition_penalty": first.repetition_penalty,
             }
             if first.temperature > 0:
                 kwargs.update(temperature=first.temperature, top_p=first.top_p)
@@ -289,6 +289,7 @@ class ModelHost:
             kwargs = {"input_ids": torch.tensor([prompt], device=self.device), "max_new_tokens": request.max_tokens,
                       "min_new_tokens": request.min_tokens, "streamer": streamer,
                       "pad_token_id": self.tokenizer.pad_token_id, "do_sample": request.temperature > 0,
+                      "repetition_penalty": request.repetition_penalty,
                       "stopping_criteria": StoppingCriteriaList([Stop()])}
             if request.temperature > 0:
                 kwargs.update(temperature=request.temperature, top_p=request.top_p)

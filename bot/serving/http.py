@@ -41,10 +41,11 @@ def parse_request(body: dict[str, Any]) -> tuple[GenRequest, bool]:
             top_p=float(body.get("top_p", 1.0)), stop=[str(s) for s in stop],
             seed=int(body["seed"]) if body.get("seed") is not None else None,
             min_tokens=int(body.get("min_tokens") or 0),
+            repetition_penalty=float(body.get("repetition_penalty") or 1.0),
             include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
         )
     except (TypeError, ValueError, AttributeError):
-        raise LadderError("max_tokens, min_tokens, temperature, top_p and seed must be numbers, "
+        raise LadderError("max_tokens, min_tokens, temperature, top_p, repetition_penalty and seed must be numbers, "
                           "and stream_options an object") from None
     if not 1 <= request.max_tokens <= 8192:
         raise LadderError("max_tokens must be between 1 and 8192")
@@ -52,6 +53,8 @@ def parse_request(body: dict[str, Any]) -> tuple[GenRequest, bool]:
         raise LadderError("min_tokens must be between 0 and max_tokens")
     if not 0 <= request.temperature <= 2 or not 0 < request.top_p <= 1:
         raise LadderError("temperature must be in [0, 2] and top_p in (0, 1]")
+    if not 0 < request.repetition_penalty <= 2:
+        raise LadderError("repetition_penalty must be in (0, 2]; 1 leaves the model as it is")
     return request, bool(body.get("stream"))
 
 

@@ -18,6 +18,7 @@ from bot.chat.messages import Choices, Field, File, Form, Progress, Reply, Table
 from bot.core.errors import FieldError, LadderError
 from bot.training import jobs
 from bot.training.replies import adapters_table, doctor_replies, fix_replies, job_replies, jobs_table, progress_reply
+from trainer.config import RecipeConfig
 
 METHODS = ("lora", "qlora", "dora")
 TRAIN_USAGE = "train [base=MODEL] [method=lora|qlora|dora] [steps=N] [epochs=N] [name=NAME] (attach a dataset)"
@@ -119,12 +120,12 @@ def plan_card(ctx: Context, project: dict[str, Any], data: Path, shown_as: str, 
         ("base model", f"{Path(base_model).name} ({est['params'] / 1e6:,.1f}M parameters)"),
         ("memory", f"about {est['memory_gb']:g} GB of {est['available_gb']:g} GB on {est['device']}"),
         ("trainable parameters", f"{est['trainable_params'] / 1e6:,.2f}M ({est['trainable_percent']:g}%)"),
-        ("steps", str(overrides.get("max_steps", f"{overrides.get('epochs', 2):g} epochs"))),
+        ("steps", str(overrides.get("max_steps", f"{overrides.get('epochs', RecipeConfig.model_fields['epochs'].default):g} epochs"))),
     ), title="Training plan"))
     payload = {"data": str(stored), "name": plan.name, "base_model": base_model, "method": method,
                "overrides": overrides, "columns": columns, "upload": shown_as}
     form = Form("Launch training", (
-        Field("base_model", "Base model", default=base_model, hint="A model folder, or a Hugging Face id in the cache."),
+        Field("base_model", "Base model", default=base_model, hint="A catalogue name (smollm2-135m), a model folder, or a Hugging Face id in the cache."),
         Field("method", "Method", "choice", default=method, options=METHODS),
         Field("steps", "Steps", "number", default=str(overrides.get("max_steps", "")),
               hint="Optimizer steps; leave empty for the epochs in the plan."),

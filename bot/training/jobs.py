@@ -27,7 +27,7 @@ from bot.core.store import PROJECT_NAME, Store
 from bot.interview import estimates
 from bot.training.backends import backend_for
 from bot.training.replies import FINISHED, outcome_replies, progress_reply
-from trainer.config import load_config
+from trainer.config import RecipeConfig, load_config
 from trainer.doctor import check
 from trainer.formats import parse_columns
 
@@ -89,13 +89,18 @@ def plan_job(settings: Settings, store: Store, project: dict[str, Any], data: Pa
     max_length = int(overrides.get("max_length", 1024))
     if report is None:
         report = check(data, base_model=str(model_dir), max_length=max_length, columns=parse_columns(columns))
+    checked_with = (report.get("tokens") or {}).get("tokenizer")
+    if checked_with and Path(checked_with).resolve() != model_dir.resolve():
+        raise LadderError(f"the dataset was checked with the tokenizer of {checked_with}, but this job trains "
+                          f"{base_model}: its lengths and truncation would not hold; check it again with that base "
+                          "model (`train` with the dataset, or `ladder data check --base-model`)")
     verdict = report["verdict"]
     if not verdict["trainable"]:
         raise LadderError(f"the dataset is not ready to train: {verdict['first_problem']}")
 
     config_json = json.loads((model_dir / "config.json").read_text())
     shape, params = estimates.shape_from_config(config_json)
-    batch = int(overrides.get("batch_size", 4))
+    batch = int(overrides.get("batch_size", RecipeConfig.model_fields["batch_size"].default))
     estimate = estimates.estimate_memory(params / 1e9, method, seq_len=max_length, batch=batch,
                                          gradient_checkpointing=bool(overrides.get("gradient_checkpointing", False)),
                                          shape=shape).to_dict()

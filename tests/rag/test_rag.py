@@ -142,14 +142,16 @@ def test_reopened_in_a_fresh_process(kb, home, tmp_path):
     make_corpus(tmp_path / "docs")
     p = project(kb)
     kb.ingest(p, expand_paths([tmp_path / "docs"]), "ana").run()
-    env = {**os.environ, "LADDER_HOME": str(home), "LADDER_EMBEDDER": "lexical"}
+    # No model can answer here (tests/test_default_models.py has the generated answers): the
+    # passages still come back, with the reason and the fix.
+    env = {**os.environ, "LADDER_HOME": str(home), "LADDER_EMBEDDER": "lexical", "LADDER_BASE_MODEL": "not-pulled-yet"}
     proc = subprocess.run(
         [sys.executable, "-m", "bot.cli", "rag", "ask", "--project", "office", "where do I park my bicycle?", "--k", "2", "--json"],
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["answer"] is None and "LADDER_INFERENCE_URL" in result["note"]
+    assert result["answer"] is None and "not-pulled-yet" in result["note"] and "ladder models list" in result["note"]
     assert result["sources"][0]["source"] == "guide.md"
     assert set(result["sources"][0]) >= {"source", "text", "score", "start_index"}
     status = subprocess.run(
@@ -206,7 +208,7 @@ def test_unavailable_model_falls_back_to_lexical_without_hanging(home):
     start = time.perf_counter()
     embedder = resolve_embedder("acme/not-in-any-cache")
     assert time.perf_counter() - start < 5
-    assert embedder.id.startswith("lexical") and "not a local folder or in the Hugging Face cache" in embedder.note
+    assert embedder.id.startswith("lexical") and "a local folder or in the Hugging Face cache" in embedder.note
     from trainer.hub import download_command
 
     assert f"`{download_command()} acme/not-in-any-cache`" in embedder.note  # the command this hub client has
@@ -242,11 +244,12 @@ def test_collection_remembers_its_embedder_and_reindex_switches(kb, tmp_path, ti
 
 class _FakeOpenAI(BaseHTTPRequestHandler):
     requests: list = []
+    reply = "Bikes go in the basement cage [1]."
 
     def do_POST(self):  # noqa: N802 - http.server API
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _FakeOpenAI.requests.append(body)
-        reply = {"choices": [{"message": {"role": "assistant", "content": "Bikes go in the basement cage [1]."}}]}
+        reply = {"choices": [{"message": {"role": "assistant", "content": _FakeOpenAI.reply}}]}
         data = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -259,8 +262,10 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
 
 
 def test_answers_come_from_the_inference_endpoint_with_citations(kb, tmp_path):
+    from functools import partial
+
     from bot.serving.client import InferenceClient
-    from rag.answer import answer
+    from rag.answer import GENERATION, answer
 
     server = HTTPServer(("127.0.0.1", 0), _FakeOpenAI)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -271,18 +276,43 @@ def test_answers_come_from_the_inference_endpoint_with_citations(kb, tmp_path):
         kb.settings.inference_url = f"http://127.0.0.1:{server.server_port}/v1"
         client = InferenceClient.from_settings(kb.settings)
         hits = kb.retrieve(p, "where do I park my bicycle?", k=2)
-        result = answer("where do I park my bicycle?", hits, client.chat)
-        assert result["answer"] == "Bikes go in the basement cage [1]."
+        ask = partial(client.chat, **GENERATION)
+        result = answer("where do I park my bicycle?", hits, ask, kb.embedder.function, kb.embedder.relevant)
+        assert result["answer"] == "Bikes go in the basement cage [1]." and result["cited"] == [1]
         sent = _FakeOpenAI.requests[-1]
-        assert sent["model"] == "base"
-        prompt = sent["messages"][1]["content"]
-        assert "[1] (guide.md)" in prompt and "Question: where do I park my bicycle?" in prompt
-        assert "[1] or [2][3]" in sent["messages"][0]["content"]
+        assert sent["model"] == "base" and sent["temperature"] == 0 and sent["repetition_penalty"] > 1
+        question = sent["messages"][-1]["content"]  # after the worked examples
+        assert "[1] Bicycles are parked in the basement cage" in question
+        assert question.rstrip().endswith("Question: where do I park my bicycle?")
+        assert "number of the fact" in sent["messages"][0]["content"]
+
+        # A made-up figure and a citation of a passage that was not retrieved are never shown.
+        _FakeOpenAI.reply = "Bikes go in the basement cage [7]. Parking costs 40 a month [2]."
+        result = answer("where do I park my bicycle?", hits, ask, kb.embedder.function, kb.embedder.relevant)
+        assert result["answer"] == "Bikes go in the basement cage [1]." and "Left out 1 sentence" in result["note"]
+        _FakeOpenAI.reply = "Bicycles are not allowed in the building."  # contradicts the passage
+        result = answer("where do I park my bicycle?", hits, ask, kb.embedder.function, kb.embedder.relevant)
+        assert result["quoted"] and result["answer"].startswith("Bicycles are parked in the basement cage")
+        assert result["answer"].endswith("[1].") and "Quoted from the documents" in result["note"]
     finally:
+        _FakeOpenAI.reply = "Bikes go in the basement cage [1]."
         server.shutdown()
     dead = InferenceClient("http://127.0.0.1:9/v1", "base", timeout_s=2)
     with pytest.raises(LadderError, match="could not reach the inference server"):
         dead.chat([{"role": "user", "content": "hi"}])
+
+
+def test_citations_are_checked_against_the_facts_the_model_saw():
+    from rag.answer import Fact, drop_invalid_citations, verify
+
+    facts = [Fact(1, "Standard delivery takes 3 to 5 business days and costs 4.90.", 0.6),
+             Fact(2, "Express delivery arrives the next business day for 12.90.", 0.7)]
+    assert drop_invalid_citations("Fast [3]. Cheap [1, 9]. Plain [x].", 2) == "Fast. Cheap [1]. Plain [x]."
+    checked = verify("Express delivery costs 12.90 [1]. It takes 2 days.\nStandard delivery costs 4.90", facts, 2)
+    assert checked.text == "Express delivery costs 12.90 [2].\nStandard delivery costs 4.90 [1]"  # re-attributed
+    assert checked.cited == [2, 1] and checked.dropped == 1  # "2 days" is in no fact
+    assert verify("Express delivery does not cost 12.90.", facts, 2).cited == []  # negation disagrees
+    assert verify("Yes.", facts, 2) == verify("", facts, 2) and verify("Yes.", facts, 2).dropped == 0
 
 
 def _free_port() -> int:

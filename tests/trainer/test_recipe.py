@@ -53,3 +53,54 @@ def test_oom_advice_suggests_what_to_change():
     assert advice.startswith("the GPU ran out of memory")
     assert "--method qlora" in advice and "gradient checkpointing" in advice
     assert "batch size 4 with grad_accum 2" in advice and "max_length (1024 tokens)" in advice
+
+
+def test_the_answer_only_loss_equals_the_full_logits_loss(tiny_model_dir):
+    """Projecting only the answer positions through the output layer is a speed-up, not a change:
+    the loss (and so the gradient) is the model's own mean cross-entropy over answer tokens."""
+    from transformers import AutoModelForCausalLM, TrainingArguments
+
+    from trainer.recipe import AnswerLossTrainer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.randint(3, model.config.vocab_size, (3, 12))
+    labels = ids.clone()
+    labels[0, :7], labels[1, :4], labels[2, :10] = -100, -100, -100  # answers start at different places
+    mask = torch.ones_like(ids)
+    mask[2, -1:] = 0
+    labels[2, -1:] = -100  # a padded position is never a label
+    trainer = AnswerLossTrainer(model=model, args=TrainingArguments(output_dir="unused", use_cpu=True, report_to=[]))
+    ours = trainer.compute_loss(model, {"input_ids": ids, "attention_mask": mask, "labels": labels})
+    reference = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-5)
+    counted = trainer.compute_loss(model, {"input_ids": ids, "attention_mask": mask, "labels": labels},
+                                   num_items_in_batch=torch.tensor(2 * int((labels[:, 1:] != -100).sum())))
+    assert counted.item() == pytest.approx(reference.item() / 2, rel=1e-5)  # summed over a batch twice as big
+
+
+def test_validation_runs_five_times_and_at_the_last_step_with_the_precision_recorded(tmp_path, tiny_model_dir):
+    from trainer.recipe import cpu_has_fast_bf16, run
+
+    data = write_jsonl(tmp_path / "t.jsonl", tickets(60))
+    config = RecipeConfig(base_model=str(tiny_model_dir), train_file=data, output_dir=tmp_path / "out", max_steps=7,
+                          max_length=128)
+    summary = run(config, lambda e: None)
+    assert [step for step, _ in summary["metrics"]["val_loss"]] == [2, 4, 6, 7]  # every ceil(7 / 5) steps, and 7
+    assert summary["dataset"]["optimizer_steps"] == 7 and summary["dataset"]["eval_steps"] == 2
+    assert summary["dataset"]["precision"] == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert summary["config"]["packing"] is False and summary["config"]["batch_size"] == 4
+
+
+def test_a_resume_on_another_base_model_is_refused(tmp_path, tiny_model_dir):
+    import json
+
+    from trainer.errors import LadderError
+    from trainer.recipe import check_same_base
+
+    checkpoint = tmp_path / "checkpoint-10"
+    checkpoint.mkdir()
+    (checkpoint / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tiny_model_dir)}))
+    check_same_base(checkpoint, tiny_model_dir)  # the same base resumes
+    with pytest.raises(LadderError, match="checkpoints were trained on .*; resume it on that base model"):
+        check_same_base(checkpoint, tmp_path / "another-model")

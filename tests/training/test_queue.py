@@ -60,7 +60,7 @@ def test_end_to_end_job_trains_registers_and_changes_the_model(home, tmp_path, t
     folder = Path(adapter["path"]).parent
     assert (folder / "loss.png").stat().st_size > 1000
     saved = json.loads((folder / "ladder.json").read_text())
-    assert saved["config"]["lora_r"] == 16 and saved["config"]["lora_alpha"] == 32 and saved["config"]["lora_dropout"] == 0.05
+    assert saved["config"]["lora_r"] == 16 and saved["config"]["lora_alpha"] == 32 and saved["config"]["lora_dropout"] == 0.0
     assert saved["dataset"]["sha256"] and saved["base_model"]["revision"].startswith("local:")
     assert not (folder / "checkpoints").exists()  # the best model is saved; checkpoints are cleared
 
@@ -154,7 +154,7 @@ def test_bad_inputs_are_refused_before_queueing(setup, tiny_model_dir, tmp_path)
     small = write_jsonl(tmp_path / "small.jsonl", tickets(30))
     with pytest.raises(LadderError, match="not ready to train: only 30 usable examples"):
         plan_job(settings, store, project, small, str(tiny_model_dir))
-    with pytest.raises(LadderError, match="is not a local folder or in the Hugging Face cache"):
+    with pytest.raises(LadderError, match="is not a catalogue model, a local folder or in the Hugging Face cache"):
         plan_job(settings, store, project, data, "acme/not-downloaded")
     with pytest.raises(LadderError, match="training setting 'learning_rate' is invalid"):
         plan_job(settings, store, project, data, str(tiny_model_dir), overrides={"learning_rate": 5})
@@ -248,3 +248,16 @@ def test_chat_offers_the_fix_as_a_button(home, tmp_path, tiny_model_dir):
     assert "Dataset doctor: raw.fixed.jsonl" in text and "Trainable" in text and "Training plan" in text
     assert any(isinstance(r, Choices) and r.options[0].label == "Launch" for r in replies)
     store.close()
+
+
+def test_a_dataset_checked_with_one_tokenizer_is_never_trained_on_another_base(setup, tiny_model_dir, tmp_path):
+    from trainer.doctor import check
+
+    settings, store, project, data = setup
+    other = shutil.copytree(tiny_model_dir, tmp_path / "another-base")  # same files, another model for Ladder
+    report = check(data, base_model=str(tiny_model_dir), max_length=128)
+    with pytest.raises(LadderError, match="checked with the tokenizer of .* but this job trains"):
+        plan_job(settings, store, project, data, str(other), overrides={"max_length": 128}, report=report)
+    assert store.jobs(project["id"]) == []
+    plan = plan_job(settings, store, project, data, str(tiny_model_dir), overrides={"max_length": 128}, report=report)
+    assert plan.config["base_model"] == str(tiny_model_dir.resolve())
