@@ -4,9 +4,9 @@ The generator is passed in (`generate(messages) -> text`), so this module never 
 server answers; with none configured the passages come back without an answer.
 
 Small models answer faithfully only from a short context, so an answer is built in four steps:
-1. facts: the sentences of the retrieved passages closest to the question (by the project's
-   embedder), best first, each numbered by its passage; none close enough means the documents
-   don't say;
+1. facts: the sentences (or pairs of neighbouring sentences) of the retrieved passages closest
+   to the question, by the project's embedder, best first, each numbered by its passage; none
+   close enough means the documents don't say;
 2. the model writes a one-sentence answer from those facts (prompts/rag.yaml), citing them;
 3. each sentence it wrote is checked against the facts: one fact must hold most of its content
    words, every figure it states and the same negation, and its citation becomes that fact's
@@ -32,9 +32,10 @@ from rag.index import Hit
 
 Generate = Callable[[list[dict[str, str]]], str]
 Embed = Callable[[list[str]], Any]  # texts -> unit vectors, one row each
-# Sent with every RAG answer: greedy (the same question gets the same answer), short, and a mild
-# repetition penalty, which keeps small models from looping (vLLM and `ladder serve models` take it).
-GENERATION = {"max_tokens": 120, "temperature": 0.0, "repetition_penalty": 1.1}
+# Sent with every RAG answer: greedy (the same question gets the same answer), short, and OpenAI's
+# frequency penalty on the answer's own tokens, which keeps small models from looping without
+# taxing the words they copy from the facts (a repetition penalty would count the prompt too).
+GENERATION = {"max_tokens": 120, "temperature": 0.0, "frequency_penalty": 0.5}
 # Sentences given to the model. More is more context and more room to wander off it: with two or
 # three, SmolLM2-135M answered from the wrong one about half the time on the test handbook; with
 # one it rephrases it or is replaced by it. Raise it for a larger model.
@@ -43,8 +44,8 @@ RELEVANT = 0.3  # cosine a fact needs to count (sentence-transformers scale; 0.1
 SUPPORT = 0.5  # share of a sentence's content words one fact must hold to support it
 CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # What a claim must not invent: figures, and names or codes (a capitalised word after the first,
-# a single capital letter, a word with digits in it) — "cupboard C" for "cupboard B" is a new fact.
-FIGURE = re.compile(r"\d+(?:[.,]\d+)*|(?<=\s)(?!I\b)[A-Z][\w-]*|\b(?!I\b)[A-Z]\b|\b\w*\d\w*\b")
+# such as "cupboard C" for "cupboard B", or a word with digits in it).
+FIGURE = re.compile(r"\d+(?:[.,]\d+)*|(?<=\s)(?!I\b)[A-Z][\w-]*|\b\w*\d\w*\b")
 NEGATION = re.compile(r"\b(?:no|not|never|cannot|none|nothing|neither|nor|without)\b|n't\b", re.IGNORECASE)
 SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -65,24 +66,32 @@ class Fact:
     score: float
 
 
-def sentences(passage: str) -> list[str]:
-    """Return the sentences of a passage: headings (a Markdown `#` line, or a short line of its
-    own without closing punctuation) dropped, wrapped lines joined."""
+def sentences(passage: str) -> list[list[str]]:
+    """Return the sentences of a passage, paragraph by paragraph: headings (a Markdown `#` line,
+    or a short line of its own without closing punctuation) dropped, wrapped lines joined."""
     body = re.sub(r"^\s*#+\s.*$", "", passage, flags=re.M)
-    found = []
+    paragraphs = []
     for block in re.split(r"\n\s*\n|\n\s*[-*]\s+", body):
+        found = []
         for sentence in SENTENCE.split(" ".join(block.split())):
             heading = len(sentence.split()) < 6 and not sentence.rstrip().endswith((".", "!", "?", ":", ";", ")", '"'))
             if len(tokens(sentence)) >= 2 and not heading:
                 found.append(sentence.strip())
-    return found
+        if found:
+            paragraphs.append(found)
+    return paragraphs
 
 
 def select_facts(question: str, hits: list[Hit], embed: Embed, limit: int = FACTS,
                  relevant: float = RELEVANT) -> list[Fact]:
-    """Return up to `limit` sentences of `hits` closest to `question` (cosine of `embed`), best
-    first; none when no sentence reaches `relevant`."""
-    candidates = [(number, text) for number, hit in enumerate(hits, 1) for text in sentences(hit.text)]
+    """Return up to `limit` facts from `hits` closest to `question` (cosine of `embed`), best
+    first; none when none reaches `relevant`. A fact is a sentence or two neighbouring ones of
+    one paragraph, so "It costs 140 dollars" comes with the sentence that says what "it" is."""
+    candidates = []
+    for number, hit in enumerate(hits, 1):
+        for paragraph in sentences(hit.text):
+            candidates += [(number, text) for text in paragraph]
+            candidates += [(number, f"{a} {b}") for a, b in zip(paragraph, paragraph[1:])]
     if not candidates:
         return []
     vectors = np.asarray(embed([question, *(text for _, text in candidates)]), dtype=np.float32)

@@ -28,7 +28,9 @@ from bot.serving.client import InferenceClient, ModelNotServed
 
 ADAPTER_NAME = re.compile(r"^[\w-]+$")  # new names are stricter (see jobs.plan_job); parse any registered one
 WINNERS = {"a": "A is better", "b": "B is better", "tie": "Tie", "bad": "Both are bad"}
-GENERATION = {"max_tokens": 256, "temperature": 0.0}  # greedy: the same prompt gets the same answer
+# Greedy, so the same prompt gets the same answer; the frequency penalty (answer tokens only) ends
+# the loops small models fall into: SmolLM2's base answers went from 200 looping tokens to 71.
+GENERATION = {"max_tokens": 256, "temperature": 0.0, "frequency_penalty": 0.5}
 
 
 @dataclass

@@ -58,14 +58,29 @@ class GenRequest:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     min_tokens: int = 0  # vLLM's extension: generate at least this many tokens before EOS may end it
-    repetition_penalty: float = 1.0  # vLLM's extension: above 1 discourages repeating tokens (small models loop)
+    repetition_penalty: float = 1.0  # vLLM's extension: above 1 discourages any token already seen, prompt included
+    frequency_penalty: float = 0.0  # OpenAI's: minus this per earlier use of a token in the answer (not the prompt)
+    presence_penalty: float = 0.0  # OpenAI's: minus this once a token is in the answer
     include_usage: bool = False  # stream_options.include_usage: a last chunk carries the token counts
 
     @property
     def sampling(self) -> tuple:
         """Requests with equal sampling settings can share one generate call."""
         return (self.temperature > 0, round(self.temperature, 4), round(self.top_p, 4), self.seed, self.min_tokens,
-                round(self.repetition_penalty, 4))
+                round(self.repetition_penalty, 4), round(self.frequency_penalty, 4), round(self.presence_penalty, 4))
+
+    def sampling_kwargs(self, prompt_width: int) -> dict[str, Any]:
+        """Return generate()'s sampling arguments for this request, whose prompts are
+        `prompt_width` tokens wide (left-padded): the penalties count only the answer's tokens."""
+        kwargs: dict[str, Any] = {"do_sample": self.temperature > 0, "repetition_penalty": self.repetition_penalty}
+        if self.temperature > 0:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+        if self.frequency_penalty or self.presence_penalty:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [AnswerPenalty(prompt_width, self.frequency_penalty, self.presence_penalty)])
+        return kwargs
 
 
 @dataclass
@@ -214,11 +229,8 @@ class ModelHost:
                 "max_new_tokens": max(r.max_tokens for r in requests),
                 "min_new_tokens": first.min_tokens,
                 "pad_token_id": self.tokenizer.pad_token_id,
-                "do_sample": first.temperature > 0,
-                "repetition_penalty": first.repetition_penalty,
+                **first.sampling_kwargs(batch["input_ids"].shape[1]),
             }
-            if first.temperature > 0:
-                kwargs.update(temperature=first.temperature, top_p=first.top_p)
             if first.seed is not None:
                 torch.manual_seed(first.seed)
             from peft import PeftModel
@@ -288,11 +300,8 @@ class ModelHost:
             streamer = CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
             kwargs = {"input_ids": torch.tensor([prompt], device=self.device), "max_new_tokens": request.max_tokens,
                       "min_new_tokens": request.min_tokens, "streamer": streamer,
-                      "pad_token_id": self.tokenizer.pad_token_id, "do_sample": request.temperature > 0,
-                      "repetition_penalty": request.repetition_penalty,
+                      "pad_token_id": self.tokenizer.pad_token_id, **request.sampling_kwargs(len(prompt)),
                       "stopping_criteria": StoppingCriteriaList([Stop()])}
-            if request.temperature > 0:
-                kwargs.update(temperature=request.temperature, top_p=request.top_p)
             if request.seed is not None:
                 torch.manual_seed(request.seed)
             from peft import PeftModel
@@ -328,6 +337,24 @@ class ModelHost:
         outcome.update(prompt_tokens=len(prompt), completion_tokens=streamer.generated,
                        finish_reason="length" if not (eos or stopped_by_string) and streamer.generated >= request.max_tokens
                        else "stop")
+
+
+class AnswerPenalty:
+    """OpenAI's frequency and presence penalties as a logits processor: each token's logit drops
+    by `frequency` per time it already occurs in the answer, and by `presence` once it does.
+    Prompt tokens never count, so copying from the prompt (an order id, a name) stays free."""
+
+    def __init__(self, prompt_width: int, frequency: float, presence: float):
+        self.prompt_width, self.frequency, self.presence = prompt_width, frequency, presence
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        answer = input_ids[:, self.prompt_width:]
+        if answer.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(1, answer, torch.ones_like(answer, dtype=scores.dtype))
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
 
 
 class GenerationFailed(LadderError):

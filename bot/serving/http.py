@@ -42,10 +42,12 @@ def parse_request(body: dict[str, Any]) -> tuple[GenRequest, bool]:
             seed=int(body["seed"]) if body.get("seed") is not None else None,
             min_tokens=int(body.get("min_tokens") or 0),
             repetition_penalty=float(body.get("repetition_penalty") or 1.0),
+            frequency_penalty=float(body.get("frequency_penalty") or 0.0),
+            presence_penalty=float(body.get("presence_penalty") or 0.0),
             include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
         )
     except (TypeError, ValueError, AttributeError):
-        raise LadderError("max_tokens, min_tokens, temperature, top_p, repetition_penalty and seed must be numbers, "
+        raise LadderError("max_tokens, min_tokens, temperature, top_p, the penalties and seed must be numbers, "
                           "and stream_options an object") from None
     if not 1 <= request.max_tokens <= 8192:
         raise LadderError("max_tokens must be between 1 and 8192")
@@ -55,6 +57,8 @@ def parse_request(body: dict[str, Any]) -> tuple[GenRequest, bool]:
         raise LadderError("temperature must be in [0, 2] and top_p in (0, 1]")
     if not 0 < request.repetition_penalty <= 2:
         raise LadderError("repetition_penalty must be in (0, 2]; 1 leaves the model as it is")
+    if not (-2 <= request.frequency_penalty <= 2 and -2 <= request.presence_penalty <= 2):
+        raise LadderError("frequency_penalty and presence_penalty must be in [-2, 2]")
     return request, bool(body.get("stream"))
 
 

@@ -280,7 +280,7 @@ def test_answers_come_from_the_inference_endpoint_with_citations(kb, tmp_path):
         result = answer("where do I park my bicycle?", hits, ask, kb.embedder.function, kb.embedder.relevant)
         assert result["answer"] == "Bikes go in the basement cage [1]." and result["cited"] == [1]
         sent = _FakeOpenAI.requests[-1]
-        assert sent["model"] == "base" and sent["temperature"] == 0 and sent["repetition_penalty"] > 1
+        assert sent["model"] == "base" and sent["temperature"] == 0 and sent["frequency_penalty"] > 0
         question = sent["messages"][-1]["content"]  # after the worked examples
         assert "[1] Bicycles are parked in the basement cage" in question
         assert question.rstrip().endswith("Question: where do I park my bicycle?")

@@ -31,6 +31,11 @@ def test_openai_client_lists_models_and_completes(world):
     assert "'arena/gamma' is not served here" in str(missing.value)
     with pytest.raises(openai.BadRequestError, match="max_tokens must be between 1 and 8192"):
         client.chat.completions.create(model="base", messages=PROMPT, max_tokens=0)
+    with pytest.raises(openai.BadRequestError, match="frequency_penalty and presence_penalty must be in"):
+        client.chat.completions.create(model="base", messages=PROMPT, max_tokens=4, frequency_penalty=3)
+    steady = client.chat.completions.create(model="arena/beta", messages=PROMPT, max_tokens=8, temperature=0,
+                                            frequency_penalty=2).choices[0].message.content
+    assert not steady.startswith("beta beta beta")  # the answer's own repeats are penalised
 
 
 def test_hot_swap_two_adapters_and_base_give_different_answers(world):
@@ -241,3 +246,20 @@ def test_a_finished_job_is_registered_with_the_inference_server_and_reloaded_whe
     assert deleted.exit_code == 0, deleted.output
     assert "remote/served-v1" not in world["host"].loaded
     store.close()
+
+
+def test_frequency_and_presence_penalties_count_the_answer_not_the_prompt():
+    import torch
+
+    from bot.serving.host import AnswerPenalty, GenRequest
+
+    scores = torch.zeros(2, 6)
+    ids = torch.tensor([[4, 4, 1, 1, 2], [5, 4, 3, 3, 3]])  # 2 prompt tokens, then the answer so far
+    out = AnswerPenalty(2, frequency=0.5, presence=1.0)(ids, scores.clone())
+    assert out[0].tolist() == [0.0, -2.0, -1.5, 0.0, 0.0, 0.0]  # token 1 twice, 2 once; 4 is only in the prompt
+    assert out[1].tolist() == [0.0, 0.0, 0.0, -2.5, 0.0, 0.0]
+    plain = GenRequest("base", [], temperature=0.0).sampling_kwargs(2)
+    assert "logits_processor" not in plain and plain["do_sample"] is False
+    penalised = GenRequest("base", [], temperature=0.0, frequency_penalty=0.5)
+    assert penalised.sampling != GenRequest("base", [], temperature=0.0).sampling  # never batched together
+    assert isinstance(penalised.sampling_kwargs(2)["logits_processor"][0], AnswerPenalty)
