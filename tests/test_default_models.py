@@ -41,7 +41,8 @@ def handbook(tmp_path_factory):
     store = Store(settings.db_path)
     engine = Engine(store, settings)
     engine.converse(Turn("ana", PLACE, "new support-bot"))
-    files = tuple(Attachment(p.name, p, p.stat().st_size) for p in sorted(HANDBOOK.iterdir()))
+    files = tuple(Attachment(p.name, p, p.stat().st_size) for p in sorted(HANDBOOK.iterdir())
+                  if p.stem in {"shipping", "refunds", "vacation", "passwords", "retention", "security"})
     engine.converse(Turn("ana", PLACE, "rag add", files=files))
     yield {"home": home, "settings": settings, "store": store, "engine": engine}
     store.close()
@@ -137,13 +138,17 @@ def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("train-home")
     data = write_jsonl(home / "triage.jsonl", triage(100, seed=1))  # the doctor asks for 100 at least
     heldout = write_jsonl(home / "heldout.jsonl", triage(12, seed=2))
+    general = write_jsonl(home / "general.jsonl", [  # a short forgetting check: the built-in one has 8
+        {"prompt": "What is the capital of France?", "reference": "Paris"},
+        {"prompt": "What do bees make?", "reference": "honey"}])
     env = {"LADDER_HOME": str(home)}
     runner = CliRunner()
     job = runner.invoke(app, ["train", "--project", "triage", "--data", str(data), "--name", "triage-v1",
                               "--wait", "--json"], env=env)
     assert job.exit_code == 0, job.output
     evaluated = runner.invoke(app, ["eval", "--project", "triage", "--eval-file", str(heldout),
-                                    "--variants", "base,lora:triage-v1", "--json"], env=env)
+                                    "--variants", "base,lora:triage-v1", "--general-file", str(general), "--json"],
+                           env=env)
     assert evaluated.exit_code == 0, evaluated.output
     compared = runner.invoke(app, ["compare", "--project", "triage", "--all", "--reveal", "--json",
                                    "Triage this support note as product|order|priority.\n\n"
@@ -170,5 +175,6 @@ def test_the_adapter_answers_its_held_out_examples_and_base_does_not(trained):
     scores = trained["eval"]["variants"]
     assert scores["lora:triage-v1"]["exact_match"] >= 0.8, scores
     assert scores["base"]["exact_match"] <= 0.1, scores
+    assert trained["eval"]["general_set_size"] == 2 and "lora:triage-v1" in trained["eval"]["forgetting"]
     answers = trained["compare"]
     assert answers["lora:triage-v1"] == "lamp|31337|P1" and answers["base"] != answers["lora:triage-v1"]
