@@ -36,9 +36,10 @@ Embed = Callable[[list[str]], Any]  # texts -> unit vectors, one row each
 # frequency penalty on the answer's own tokens, which keeps small models from looping without
 # taxing the words they copy from the facts (a repetition penalty would count the prompt too).
 GENERATION = {"max_tokens": 120, "temperature": 0.0, "frequency_penalty": 0.5}
-# Sentences given to the model. More is more context and more room to wander off it: with two or
-# three, SmolLM2-135M answered from the wrong one about half the time on the test handbook; with
-# one it rephrases it or is replaced by it. Raise it for a larger model.
+# Facts given to the model (a fact is a sentence, or two neighbouring ones). More is more context
+# and more room to wander off it: given two or three, SmolLM2-135M answered from the wrong one
+# about half the time on the test handbook; given one, it rephrases it or is replaced by it.
+# Raise it for a larger model.
 FACTS = 1
 RELEVANT = 0.3  # cosine a fact needs to count (sentence-transformers scale; 0.1 for the lexical embedder)
 SUPPORT = 0.5  # share of a sentence's content words one fact must hold to support it
