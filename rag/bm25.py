@@ -56,6 +56,18 @@ class BM25:
             for term, (docs, _) in self._postings.items()
         }
 
+    def coverage(self, query: str, index: int) -> float:
+        """Return the share of the query's words, weighted by IDF, that text `index` contains:
+        near 1 for a question asked in the text's own words, near 0 for a paraphrase."""
+        terms = set(tokens(query))
+        unseen = math.log(1 + self.size + 0.5)  # a word no text has weighs the most
+        total = sum(self._idf.get(term, unseen) for term in terms)
+        if not total:
+            return 0.0
+        held = sum(self._idf[term] for term in terms if term in self._postings
+                   and index in set(self._postings[term][0].tolist()))
+        return held / total
+
     def search(self, query: str, n: int) -> list[tuple[int, float]]:
         """Return up to `n` (index, score) pairs, best first; only texts sharing a term score."""
         scores = np.zeros(self.size, dtype=np.float32)

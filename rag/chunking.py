@@ -4,6 +4,13 @@ Markdown (and HTML/DOCX, whose headings are turned into markdown) is split on he
 everything else recursively on paragraphs, lines and words. Each chunk keeps its project,
 source, page or section, start index (a character offset in its page or document) and the
 document's content hash, so a changed document can be replaced as a unit.
+
+Two things make a passage findable by a question that shares none of its words (measured on the
+sample project's paraphrased questions, `examples/`): the chunk is embedded with its title (the
+document's title and section breadcrumb: "Returns and refunds > Faulty items"), which names the
+topic a customer asks about; and each sentence of a chunk is embedded on its own as a *probe*
+that points back to its chunk, so one precise sentence is not diluted by its neighbours. A
+probe is never shown or cited: retrieval returns the chunk it belongs to.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 from rag.documents import Document
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+PROBE = "sentence"  # the `unit` metadata of a probe; chunks carry no `unit` (older indexes neither)
+MIN_PROBE_CHARS = 20  # shorter lines (a heading, a CSV header) say too little to embed alone
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,7 @@ def split_document(project: str, document: Document, chunk_size: int, chunk_over
     """Return the chunks of `document`; ids are stable for the same source and content."""
     splitter = _splitter(document.kind, chunk_size, chunk_overlap)
     source_key = hashlib.sha1(document.source.encode()).hexdigest()[:12]
+    title = document_title(document)
     chunks: list[Chunk] = []
     for section in document.sections:
         headings = _headings(section.text) if document.kind == "markdown" else ([], [])
@@ -58,12 +69,49 @@ def split_document(project: str, document: Document, chunk_size: int, chunk_over
                 metadata["page"] = section.page
             if section.line is not None:
                 metadata["line"] = section.line
-            title = _section_at(headings, start)
-            if title:
-                metadata["section"] = title
+            crumb = _section_at(headings, start)
+            if crumb:
+                metadata["section"] = crumb
+            metadata["title"] = crumb if crumb and crumb.startswith(title) else (
+                f"{title} > {crumb}" if crumb else title)
             chunk_id = f"{source_key}-{document.content_hash[:12]}-{len(chunks):05d}"
             chunks.append(Chunk(chunk_id, piece.page_content, metadata))
     return chunks
+
+
+def document_title(document: Document) -> str:
+    """Return a document's title: its first top-level heading, else its file name as words."""
+    for section in document.sections:
+        match = re.search(r"^#\s+(.+?)\s*$", section.text, re.M)
+        if match:
+            return match.group(1).strip()
+    stem = document.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return re.sub(r"[-_]+", " ", stem).strip() or document.source
+
+
+def embedding_text(text: str, metadata: dict) -> str:
+    """Return what is embedded for a chunk or probe: its title line, then its text."""
+    title = metadata.get("title")
+    return f"{title}\n{text}" if title else text
+
+
+def probes(chunk: Chunk) -> list[Chunk]:
+    """Return one probe per sentence (or line) of `chunk`, each pointing back to it; none when
+    the chunk is a single sentence already."""
+    pieces = []
+    for paragraph in re.split(r"\n\s*\n", _HEADING.sub("", chunk.text)):
+        lines = [line.strip() for line in paragraph.splitlines() if line.strip()]
+        if len(lines) > 1 and not any(line.endswith((".", "!", "?")) for line in lines):
+            pieces.extend(lines)  # records (a table's rows), not wrapped prose
+        else:
+            pieces.extend(_SENTENCE_END.split(" ".join(lines)))
+    pieces = [p.strip() for p in pieces if len(p.strip()) >= MIN_PROBE_CHARS]
+    if len(pieces) < 2:
+        return []
+    return [
+        Chunk(f"{chunk.id}-s{n:03d}", piece, {**chunk.metadata, "unit": PROBE, "parent": chunk.id})
+        for n, piece in enumerate(pieces)
+    ]
 
 
 def _headings(text: str) -> tuple[list[int], list[str]]:

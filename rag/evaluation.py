@@ -1,7 +1,9 @@
 """Retrieval evaluation on the team's own questions, and drafting questions to review.
 
 Questions are JSONL: {"question", "source"} (or "sources": [...]) when you know which document
-answers it, or {"question", "answer"} when you know a phrase the passage must contain.
+answers it, or {"question", "answer"} when you know a phrase the passage must contain. An
+optional "kind" ("literal", "paraphrased", ...) groups the figures: a question asked in the
+documents' own words is easy for any retriever, one asked as a customer would ask is not.
 Metrics are computed at the document level: a second chunk of an already-found document adds
 nothing, so recall@k and nDCG@k are not penalised for documents split into many chunks.
 """
@@ -32,7 +34,11 @@ def load_eval_questions(path: Path) -> list[dict[str, Any]]:
             raise LadderError(
                 f"{path} line {number} needs \"source\" (the document that answers it) or \"answer\" (a phrase it contains)"
             )
-        questions.append({"question": item["question"], "sources": sources, "answer": item.get("answer")})
+        kind = item.get("kind")
+        if kind is not None and (not isinstance(kind, str) or not kind.strip()):
+            raise LadderError(f"{path} line {number}: \"kind\" must be a word such as \"literal\" or \"paraphrased\"")
+        questions.append({"question": item["question"], "sources": sources, "answer": item.get("answer"),
+                          "kind": kind})
     if not questions:
         raise LadderError(f"{path} has no questions; add lines like {{\"question\": \"...\", \"source\": \"refunds.md\"}}")
     return questions
@@ -67,8 +73,7 @@ def score_ranking(retrieved: list[str], is_relevant: list[bool], relevant_source
 
 def evaluate(kb: KnowledgeBase, project: dict[str, Any], questions: list[dict[str, Any]], k: int = 3,
              mode: str | None = None) -> dict[str, Any]:
-    """Return hit@k, recall@k, MRR and nDCG@k over `questions`, with the misses listed."""
-    totals = {"hit": 0.0, "recall": 0.0, "mrr": 0.0, "ndcg": 0.0}
+    """Return hit@k, recall@k, MRR and nDCG@k over `questions` (and per kind), with the misses listed."""
     misses, per_question = [], []
     all_chunks = None
     for item in questions:
@@ -79,33 +84,35 @@ def evaluate(kb: KnowledgeBase, project: dict[str, Any], questions: list[dict[st
         else:
             answer = _normalise(item["answer"])
             if all_chunks is None:
-                collection = kb.collection(project)
-                data = collection.get(include=["documents", "metadatas"])
-                all_chunks = list(zip(data["documents"], data["metadatas"], strict=True))
+                _, texts, metas = kb.chunks(project)
+                all_chunks = list(zip(texts, metas, strict=True))
             relevant_sources = {m["source"] for text, m in all_chunks if answer in _normalise(text)}
             is_relevant = [answer in _normalise(h.text) for h in hits]
         scores = score_ranking([h.source for h in hits], is_relevant, relevant_sources, k)
-        for name, value in scores.items():
-            totals[name] += value
         retrieved = [h.source for h in hits]
-        per_question.append({"question": item["question"], **scores, "retrieved": retrieved})
+        per_question.append({"question": item["question"], "kind": item.get("kind"), **scores, "retrieved": retrieved})
         if not scores["hit"]:
-            misses.append({"question": item["question"], "expected": sorted(relevant_sources) or item["answer"],
-                           "retrieved": retrieved})
-    n = len(questions)
+            misses.append({"question": item["question"], "kind": item.get("kind"),
+                           "expected": sorted(relevant_sources) or item["answer"], "retrieved": retrieved})
+    kinds = sorted({q["kind"] for q in per_question if q["kind"]})
     return {
         "project": project["name"],
         "k": k,
         "mode": mode or kb.settings.retrieval,
         "embedder": kb.embedder.id,
-        "questions": n,
-        "hit_at_k": round(totals["hit"] / n, 4),
-        "recall_at_k": round(totals["recall"] / n, 4),
-        "mrr": round(totals["mrr"] / n, 4),
-        "ndcg_at_k": round(totals["ndcg"] / n, 4),
+        **summarise(per_question),
+        "by_kind": {kind: summarise([q for q in per_question if q["kind"] == kind]) for kind in kinds},
         "misses": misses,
         "per_question": per_question,
     }
+
+
+def summarise(scored: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the question count and mean hit@k, recall@k, MRR and nDCG@k of scored questions."""
+    n = len(scored)
+    mean = {name: round(sum(q[name] for q in scored) / n, 4) for name in ("hit", "recall", "mrr", "ndcg")}
+    return {"questions": n, "hit_at_k": mean["hit"], "recall_at_k": mean["recall"], "mrr": mean["mrr"],
+            "ndcg_at_k": mean["ndcg"]}
 
 
 def draft_questions(kb: KnowledgeBase, project: dict[str, Any], n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -114,10 +121,10 @@ def draft_questions(kb: KnowledgeBase, project: dict[str, Any], n: int, seed: in
     Without a model, each names the passage's section or its rarest words; every draft keeps
     its source so it can go straight into `rag eval` once a person has checked it.
     """
-    collection = kb.collection(project)
-    if collection is None or collection.count() == 0:
+    ids, texts, metas = kb.chunks(project)
+    if not ids:
         raise LadderError(f"project {project['name']} has no documents to draft questions from; ingest some first")
-    data = collection.get(include=["documents", "metadatas"])
+    data = {"ids": ids, "documents": texts, "metadatas": metas}
     document_frequency: dict[str, int] = {}
     chunk_tokens = [set(tokens(text)) for text in data["documents"]]
     for words in chunk_tokens:

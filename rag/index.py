@@ -21,7 +21,7 @@ from bot.core.config import Settings
 from bot.core.errors import LadderError
 from bot.core.store import Store
 from rag.bm25 import BM25
-from rag.chunking import Chunk, split_document
+from rag.chunking import PROBE, Chunk, embedding_text, probes, split_document
 from rag.documents import Refused, load_document, source_name
 from rag.embedders import Embedder, EmbeddingWorker, Ready, resolve_embedder
 
@@ -29,6 +29,12 @@ logger = logging.getLogger("ladder.rag")
 
 BATCH_CHUNKS = 1000  # chunks per embed + Chroma call: big writes are cheaper per chunk; the next batch embeds meanwhile
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009): damps the top ranks' weight
+# BM25 joins the fusion only when its best chunk holds at least this share of the question's
+# words (by IDF weight). A question in the documents' own words, a product code or an error
+# number gains from it; a paraphrase matches incidental words ("toaster" in the price list) and
+# only loses: on the sample's paraphrased questions ungated fusion halved hit@3 (README, RAG).
+LEXICAL_GATE = 0.5
+PROBES_PER_CHUNK = 4  # dense candidates per returned chunk: its sentence probes compete with it
 EMBEDDER_KEY = "ladder_embedder"
 
 _clients: dict[str, Any] = {}
@@ -240,21 +246,24 @@ class KnowledgeBase:
         for start in range(0, len(data["ids"]), BATCH_CHUNKS):
             end = start + BATCH_CHUNKS
             texts = data["documents"][start:end]
+            metas = data["metadatas"][start:end]
             new.add(
-                ids=data["ids"][start:end], documents=texts, metadatas=data["metadatas"][start:end],
-                embeddings=embedder.function(texts),
+                ids=data["ids"][start:end], documents=texts, metadatas=metas,
+                embeddings=embedder.function([embedding_text(t, m) for t, m in zip(texts, metas, strict=True)]),
             )
         client.delete_collection(name)
         new.modify(name=name)
         documents = self.store.documents(project["id"])
         self.store.record_documents(project["id"], [{**doc, "embedder": embedder.id} for doc in documents], user)
         self.store.audit(user, "rag.reindex", project["id"], name, {"embedder": embedder.id})
-        return {"documents": len(documents), "chunks": len(data["ids"]), "embedder": embedder.id}
+        chunks = sum(1 for meta in data["metadatas"] if meta.get("unit") != PROBE)
+        return {"documents": len(documents), "chunks": chunks, "embedder": embedder.id}
 
     def status(self, project: dict[str, Any]) -> dict[str, Any]:
         """Return documents, chunk counts and the embedder of a project."""
         documents = self.store.documents(project["id"])
-        collection = self.collection(project) if documents else None
+        if documents:
+            self.collection(project)  # raises when the index was built with another embedder
         return {
             "project": project["name"],
             "documents": [
@@ -262,12 +271,22 @@ class KnowledgeBase:
                 for d in documents
             ],
             "document_count": len(documents),
-            "chunk_count": collection.count() if collection is not None else 0,
+            "chunk_count": sum(d["chunks"] for d in documents),
             "embedder": self.embedder.id,
             "embedder_note": self.embedder.note,
             "retrieval": self.settings.retrieval,
             "chroma": self.settings.chroma_url or "embedded",
         }
+
+    def chunks(self, project: dict[str, Any]) -> tuple[list[str], list[str], list[dict]]:
+        """Return the ids, texts and metadata of the project's chunks (not their probes)."""
+        collection = self.collection(project)
+        if collection is None:
+            return [], [], []
+        data = collection.get(include=["documents", "metadatas"])
+        kept = [i for i, meta in enumerate(data["metadatas"]) if meta.get("unit") != PROBE]
+        return ([data["ids"][i] for i in kept], [data["documents"][i] for i in kept],
+                [data["metadatas"][i] for i in kept])
 
     # -- retrieval ------------------------------------------------------------------------
 
@@ -287,20 +306,18 @@ class KnowledgeBase:
                 f"project {project['name']} has no documents yet; add some with "
                 f"`ladder rag ingest --project {project['name']} PATH` or `rag add` in chat"
             )
-        # Hybrid fusion needs a deeper candidate list from each side than the k it returns.
+        # Hybrid fusion needs a deeper candidate list from each side than the k it returns, and
+        # each chunk's sentence probes compete with it for the dense places.
         fetch = min(count, k if mode == "dense" else max(k * 3, 10))
+        units = collection.count()
         query = self.embedder.function.embed_query([question])[0]
         result = collection.query(
-            query_embeddings=[query], n_results=fetch, include=["documents", "metadatas", "distances"]
+            query_embeddings=[query], n_results=min(units, fetch * PROBES_PER_CHUNK),
+            include=["documents", "metadatas", "distances"],
         )
-        dense = [
-            (cid, text, meta, 1.0 - dist)
-            for cid, text, meta, dist in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
-            )
-        ]
+        dense = self._by_chunk(collection, result)[:fetch]
         if mode == "dense":
-            ranked = [(cid, text, meta, score) for cid, text, meta, score in dense]
+            ranked = dense
         elif mode == "hybrid":
             ranked = self._fuse(project, collection, question, dense, fetch)
         else:
@@ -319,11 +336,40 @@ class KnowledgeBase:
                 break
         return hits
 
+    @staticmethod
+    def _by_chunk(collection, result) -> list[tuple[str, str, dict, float]]:
+        """Return (id, text, metadata, score) per chunk, best first: a probe's score counts
+        for its chunk (the best of the chunk and its probes), and the chunk is what is returned."""
+        best: dict[str, list] = {}
+        missing: list[str] = []
+        for cid, text, meta, dist in zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
+                                         result["distances"][0], strict=True):
+            score = 1.0 - dist
+            key = meta.get("parent", cid) if meta.get("unit") == PROBE else cid
+            entry = best.get(key)
+            if entry is None:
+                best[key] = entry = [key, None, None, score]
+                if key != cid:
+                    missing.append(key)
+            entry[3] = max(entry[3], score)
+            if key == cid:
+                entry[1], entry[2] = text, meta
+        if missing:
+            parents = collection.get(ids=missing, include=["documents", "metadatas"])
+            for pid, text, meta in zip(parents["ids"], parents["documents"], parents["metadatas"], strict=True):
+                if best[pid][1] is None:
+                    best[pid][1], best[pid][2] = text, meta
+        ranked = [tuple(e) for e in best.values() if e[1] is not None]  # a probe whose chunk is gone
+        return sorted(ranked, key=lambda e: -e[3])
+
     def _fuse(self, project, collection, question, dense, fetch):
         ids, texts, metas, bm25 = self._lexical_index(project, collection)
-        lexical = [(ids[i], texts[i], metas[i]) for i, _ in bm25.search(question, fetch)]
+        found = bm25.search(question, fetch)
+        rankings = [[(c, t, m) for c, t, m, _ in dense]]
+        if found and bm25.coverage(question, found[0][0]) >= LEXICAL_GATE:
+            rankings.append([(ids[i], texts[i], metas[i]) for i, _ in found])
         fused: dict[str, list] = {}
-        for ranking in ([(c, t, m) for c, t, m, _ in dense], lexical):
+        for ranking in rankings:
             for rank, (cid, text, meta) in enumerate(ranking):
                 entry = fused.setdefault(cid, [cid, text, meta, 0.0])
                 entry[3] += 1.0 / (RRF_K + rank + 1)
@@ -335,8 +381,8 @@ class KnowledgeBase:
         key = (self._chroma_key(), collection.name)
         cached = _lexical_cache.get(key)
         if cached is None or cached[0] != fingerprint:
-            data = collection.get(include=["documents", "metadatas"])
-            cached = (fingerprint, BM25(data["documents"]), data["ids"], data["documents"], data["metadatas"])
+            ids, texts, metas = self.chunks(project)
+            cached = (fingerprint, BM25(texts), ids, texts, metas)
             _lexical_cache[key] = cached
         _, bm25, ids, texts, metas = cached
         return ids, texts, metas, bm25
@@ -380,7 +426,7 @@ class Ingestion:
             # here while the worker boots.
             nonlocal in_flight, first
             done_batch = (in_flight[1], in_flight[0].result()) if in_flight is not None else None
-            texts = [c.text for _, cs, _ in ready_batch for c in cs]
+            texts = [embedding_text(c.text, c.metadata) for _, cs, _ in ready_batch for c in cs]
             if worker is None or first:
                 handle = Ready(embedder.function(texts))
             else:
@@ -410,8 +456,9 @@ class Ingestion:
                     yield done, total, source
                     continue
                 chunks = split_document(project["name"], document, kb.settings.chunk_size, kb.settings.chunk_overlap)
-                batch.append((document, chunks, previous))
-                batch_chunks += len(chunks)
+                units = chunks + [probe for chunk in chunks for probe in probes(chunk)]
+                batch.append((document, units, previous))
+                batch_chunks += len(units)
                 if batch_chunks >= BATCH_CHUNKS:
                     dispatch(batch)
                     batch, batch_chunks = [], 0
@@ -448,6 +495,7 @@ class Ingestion:
         # New chunks are in; only now retire old versions and register the new ones.
         registered = []
         for document, doc_chunks, previous in batch:
+            chunk_count = sum(1 for c in doc_chunks if c.metadata.get("unit") != PROBE)
             if previous is not None:
                 collection.delete(where={"$and": [
                     {"source": document.source}, {"content_hash": {"$ne": document.content_hash}},
@@ -458,7 +506,7 @@ class Ingestion:
                 self.report.added.append(document.source)
             registered.append({
                 "source": document.source, "content_hash": document.content_hash,
-                "size_bytes": document.size_bytes, "chunks": len(doc_chunks), "embedder": embedder.id,
+                "size_bytes": document.size_bytes, "chunks": chunk_count, "embedder": embedder.id,
             })
-            self.report.chunks_added += len(doc_chunks)
+            self.report.chunks_added += chunk_count
         self.kb.store.record_documents(self.project["id"], registered, self.user)

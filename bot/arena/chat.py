@@ -94,8 +94,9 @@ def eval_replies(result: dict[str, Any]) -> list[Reply]:
     for variant, m in result["variants"].items():
         rows.append((variant, f"{m['exact_match']:.2f}", f"{m['token_f1']:.2f}", f"{m['rouge_l']:.2f}",
                      f"{m['json_valid']:.2f}" + (f" / {m['schema_compliant']:.2f}" if m["schema_compliant"] is not None else ""),
+                     f"{m['field_accuracy']:.2f}" if m.get("field_accuracy") is not None else "-",
                      f"{m['latency_p50_ms']:.0f}/{m['latency_p95_ms']:.0f}", f"{m['output_tokens']:.0f}"))
-    replies: list[Reply] = [Table(("variant", "exact", "F1", "ROUGE-L", "JSON", "latency p50/p95 ms", "out tokens"),
+    replies: list[Reply] = [Table(("variant", "exact", "F1", "ROUGE-L", "JSON", "fields", "latency p50/p95 ms", "out tokens"),
                                   tuple(rows), title=f"Held-out evaluation ({result['items']} items)")]
     for model, check in result["forgetting"].items():
         tone = "warning" if check["flagged"] else "success"
@@ -163,11 +164,14 @@ def leaderboard_command(ctx: Context) -> list[Reply]:
 
 
 def eval_command(ctx: Context) -> list[Reply]:
-    from bot.arena.heldout import load_items
+    from bot.arena.heldout import load_items, load_schema
 
     project = ctx.require_project()
-    if len(ctx.turn.files) != 1:
-        raise LadderError("attach one held-out JSONL of {prompt, reference} (in the terminal: `eval @heldout.jsonl`)")
+    schemas = [f for f in ctx.turn.files if f.name.lower().endswith(".json")]
+    data = [f for f in ctx.turn.files if f not in schemas]
+    if len(data) != 1 or len(schemas) > 1:
+        raise LadderError("attach one held-out JSONL of {prompt, reference}, and optionally one JSON Schema the "
+                          "answers must satisfy (in the terminal: `eval @heldout.jsonl @schema.json`)")
     spec = "base"
     for token in ctx.argv():
         key, sep, value = token.partition("=")
@@ -175,15 +179,16 @@ def eval_command(ctx: Context) -> list[Reply]:
             raise LadderError("use `eval variants=base,rag,lora:NAME` with the file attached")
         spec = value
     variants = parse_variants(spec if spec != "base" else ",".join(available_variants(ctx.store, project)), ctx.store, project)
-    items = load_items(ctx.turn.files[0].path)
+    items = load_items(data[0].path)
+    schema = load_schema(schemas[0].path) if schemas else None
     loading = loading_replies(ctx, project, variants)
     key = ctx.key("eval")
-    ctx.spawn(lambda: closing(key, _evaluate(ctx, project, items, variants, loading, key)))
+    ctx.spawn(lambda: closing(key, _evaluate(ctx, project, items, variants, loading, key, schema)))
     return [*loading, Progress(key, f"Evaluating {', '.join(variants)} on {len(items)} items…", 0, None)]
 
 
 def _evaluate(ctx: Context, project: dict[str, Any], items: list[dict[str, Any]], variants: list[str],
-              loading: list[Reply], key: str) -> Iterator[Reply]:
+              loading: list[Reply], key: str, schema: dict | None = None) -> Iterator[Reply]:
     """Run the held-out evaluation (in the background), posting progress as answers come."""
     from bot.arena.heldout import evaluate
 
@@ -193,6 +198,6 @@ def _evaluate(ctx: Context, project: dict[str, Any], items: list[dict[str, Any]]
     def progress(done: int, total: int) -> None:
         ctx.post(Progress(key, f"{label}: {done}/{total} answers", done, total))
 
-    result = evaluate(arena, project, items, variants, on_progress=progress)
+    result = evaluate(arena, project, items, variants, schema, on_progress=progress)
     yield Progress(key, "Evaluation finished", 1, 1, done=True)
     yield from eval_replies(result)

@@ -134,6 +134,21 @@ def _item(messages: list[dict[str, str]]) -> dict[str, Any]:
             "history": messages[:last_user]}
 
 
+def load_schema(path: Path) -> dict:
+    """Return the JSON Schema in `path`; raise LadderError when it is unreadable or not a schema."""
+    import jsonschema
+
+    try:
+        schema = json.loads(read_text_file(path, "JSON Schema", "JSON"))
+    except json.JSONDecodeError as exc:
+        raise LadderError(f"the JSON Schema {path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix the JSON") from None
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise LadderError(f"{path} is not a valid JSON Schema ({exc.message}); fix it or leave it out") from None
+    return schema
+
+
 def general_items(path: Path | None) -> list[dict[str, str]]:
     """Return the general set for the forgetting check: a file, or the built-in sample."""
     if path is not None:
@@ -147,17 +162,40 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
+def field_accuracy(prediction: str, reference: str) -> float | None:
+    """Return the share of the reference's fields the prediction gets exactly right, when the
+    reference is a JSON object (None otherwise): a triage record with the right category and
+    priority but a wrong order id scores 2/3 where exact match gives 0."""
+    try:
+        expected = json.loads(reference)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(expected, dict) or not expected:
+        return None
+    try:
+        got = json.loads(prediction)
+    except (json.JSONDecodeError, TypeError):
+        return 0.0
+    if not isinstance(got, dict):
+        return 0.0
+    return sum(1 for key, value in expected.items() if key in got and got[key] == value) / len(expected)
+
+
 def score(answers: list[Any], items: list[dict[str, str]], schema: dict | None) -> dict[str, Any]:
     """Return the metrics of one variant's answers against the references."""
     n = len(items)
     valid, compliant = zip(*(json_checks(a.text, schema) for a in answers), strict=True)
     latencies = [a.latency_ms for a in answers]
+    fields = [field_accuracy(a.text, it["reference"]) for a, it in zip(answers, items, strict=True)]
+    fields = [f for f in fields if f is not None]
     return {
         "exact_match": round(sum(exact_match(a.text, it["reference"]) for a, it in zip(answers, items, strict=True)) / n, 4),
         "token_f1": round(sum(token_f1(a.text, it["reference"]) for a, it in zip(answers, items, strict=True)) / n, 4),
         "rouge_l": round(sum(rouge_l(a.text, it["reference"]) for a, it in zip(answers, items, strict=True)) / n, 4),
         "json_valid": round(sum(valid) / n, 4),
         "schema_compliant": round(sum(compliant) / n, 4) if schema else None,
+        # over the items whose reference is a JSON object; None when none is
+        "field_accuracy": round(sum(fields) / len(fields), 4) if fields else None,
         "latency_p50_ms": round(_percentile(latencies, 0.5), 1),
         "latency_p95_ms": round(_percentile(latencies, 0.95), 1),
         "output_tokens": round(sum(a.completion_tokens for a in answers) / n, 1),
@@ -169,7 +207,11 @@ def evaluate(arena: Arena, project: dict[str, Any], items: list[dict[str, str]],
              on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Return per-variant metrics on `items` and, for adapters, the forgetting check."""
     general = general if general is not None else general_items(None)
-    total = len(items) * len(variants) + len(general) * len({"base", *variants})
+    # Forgetting is an adapter's risk: base and each adapter answer the general set, without
+    # retrieval; with no adapter among the variants there is nothing to check.
+    adapters = sorted({f"lora:{name}" for v in variants if (name := adapter_of(v))})
+    models = ["base", *adapters] if adapters else []
+    total = len(items) * len(variants) + len(general) * len(models)
     done = 0
     collected: dict[str, list] = {v: [] for v in variants}
     general_scores: dict[str, float] = {}
@@ -189,8 +231,6 @@ def evaluate(arena: Arena, project: dict[str, Any], items: list[dict[str, str]],
         if on_progress:
             on_progress(done, total)
     results = {v: score(collected[v], items, schema) for v in variants}
-    # Forgetting: every model (base and each adapter) on the general set, without retrieval.
-    models = ["base"] + sorted({f"lora:{name}" for v in variants if (name := adapter_of(v))})
     for model in models:
         general_answers = []
         for answered in answers([model], general):
@@ -207,4 +247,4 @@ def evaluate(arena: Arena, project: dict[str, Any], items: list[dict[str, str]],
         forgetting[model] = {"general_f1": general_scores[model], "base_general_f1": base,
                              "relative_change": round(relative, 4), "flagged": relative < -FORGETTING_DROP}
     return {"project": project["name"], "items": len(items), "variants": results,
-            "general_set_size": len(general), "forgetting": forgetting}
+            "general_set_size": len(general) if models else 0, "forgetting": forgetting}

@@ -113,7 +113,8 @@ Fallback = Callable[[Context], Iterable[Reply] | None]
 Claim = Callable[[Context, "Command"], Iterable[Reply] | None]
 
 # Capability modules; each has `install(engine)` that adds its commands, buttons and fallbacks.
-CAPABILITIES = ["bot.chat.projects", "bot.interview.chat", "bot.knowledge.chat", "bot.training.chat", "bot.arena.chat"]
+CAPABILITIES = ["bot.chat.projects", "bot.interview.chat", "bot.knowledge.chat", "bot.training.chat", "bot.arena.chat",
+                "bot.sample.chat"]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from bot.core.errors import LadderError
 
 def install(engine: Engine) -> None:
     """Add the project commands to `engine`."""
-    engine.add_command(Command("new", "new NAME [DESCRIPTION]", "Start a project (one use case) here", "Projects", _new))
+    engine.add_command(Command("new", "new NAME [DESCRIPTION] [--sample]",
+                               "Start a project (one use case) here; --sample starts it on a sample shop", "Projects", _new))
     engine.add_command(Command("use", "use [NAME]", "Switch this conversation to a project", "Projects", _use))
     engine.add_command(Command("projects", "projects", "List the projects", "Projects", _projects))
     engine.add_command(Command("status", "status", "Show the current project's state", "Projects", _status))
@@ -20,6 +21,11 @@ def _new(ctx: Context) -> list[Reply]:
     argv = ctx.argv()
     if not argv:
         raise LadderError("name the project: `new NAME`, for example `new support-bot`")
+    if "--sample" in argv:
+        argv.remove("--sample")
+        if not argv:
+            raise LadderError("name the project: `new demo --sample`")
+        return list(ctx.engine.run_text(ctx.turn, f"sample new {argv[0]}", ctx.project))
     name, description = argv[0], " ".join(argv[1:])
     project = ctx.store.create_project(name, ctx.user, ctx.turn.place, description)
     ctx.project = project
@@ -30,6 +36,7 @@ def _new(ctx: Context) -> list[Reply]:
             (
                 ctx.command_button("Start the interview", "interview", "primary"),
                 ctx.command_button("Show status", "status"),
+                ctx.command_button("Try the sample shop instead", f"new {name}-sample --sample"),
             ),
         ),
     ]
@@ -64,8 +71,13 @@ def _projects(ctx: Context) -> list[Reply]:
     return [Table(("project", "created by", "created", "description"), rows, title="Projects")]
 
 
+SAMPLE = "Larkspur Kitchen sample"  # bot.sample's description of its projects
+
+
 def _status(ctx: Context) -> list[Reply]:
     project = ctx.require_project()
+    if project.get("description") == SAMPLE:
+        return list(ctx.engine.run_text(ctx.turn, "sample", project))  # the rungs, with buttons
     counts = ctx.store.counts(project["id"])
     rows = (
         ("interview answers", str(counts["interview_answers"])),

@@ -22,7 +22,6 @@ from bot.cli.app import (
     services,
     show,
 )
-from bot.core.errors import LadderError
 
 
 def _arena(settings, store, row, variants: list[str], quiet: bool):
@@ -124,18 +123,13 @@ def eval_command(
 ) -> None:
     """Held-out evaluation of variants: exact match, F1, ROUGE-L, JSON validity, latency, forgetting."""
     from bot.arena.battles import parse_variants
-    from bot.arena.heldout import evaluate, general_items, load_items
+    from bot.arena.heldout import evaluate, general_items, load_items, load_schema
 
     settings, store, _ = services()
     row = store.require_project(project)
     chosen = parse_variants(variants, store, row)
     items = load_items(eval_file)
-    schema_doc = None
-    if schema:
-        try:
-            schema_doc = json.loads(schema.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LadderError(f"could not read the JSON Schema {schema} ({exc}); give a JSON file") from None
+    schema_doc = load_schema(schema) if schema else None
     general = general_items(general_file)
     result = evaluate(_arena(settings, store, row, chosen, quiet=as_json), row, items, chosen, schema_doc, general)
     from bot.arena.chat import eval_replies

@@ -137,12 +137,18 @@ def rag_eval(
              ", ".join(m["retrieved"])) for m in result["misses"]
         ), title="Misses")
     ] if result["misses"] else []
+    kinds = [
+        Table(("kind", "questions", f"hit@{k}", "MRR"), tuple(
+            (kind, str(f["questions"]), f"{f['hit_at_k']:.3f}", f"{f['mrr']:.3f}") for kind, f in result["by_kind"].items()
+        ), title="By kind")
+    ] if result["by_kind"] else []
     render_human([
         Table(("metric", "value"), (
             (f"hit@{k}", f"{result['hit_at_k']:.3f}"), (f"recall@{k}", f"{result['recall_at_k']:.3f}"),
             ("MRR", f"{result['mrr']:.3f}"), (f"nDCG@{k}", f"{result['ndcg_at_k']:.3f}"),
             ("questions", str(result["questions"])), ("mode", result["mode"]), ("embedder", result["embedder"]),
         ), title=f"Retrieval on {project}"),
+        *kinds,
         *misses,
     ])
 

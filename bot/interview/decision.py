@@ -29,6 +29,8 @@ FAST_CHANGING = {"quarterly", "monthly", "weekly", "daily"}
 MIN_EXAMPLES = 100  # seed 000: "Small dataset (<100 examples): not enough signal"
 STYLE_ONLY_EXAMPLES = 500  # seed 000: 100-500 is the minimum viable for style/format transfer
 GOOD_EXAMPLES = 1_000  # seeds 000, 002, 004: 1,000 excellent examples; below it overfitting risk
+REASONING_EXAMPLES = 1_000  # seed 000: reasoning needs thousands (10,000-50,000 for complex reasoning)
+COMPLEX_REASONING_EXAMPLES = 10_000  # seed 000: "Strong model: 10,000-50,000 examples for complex reasoning"
 STATIC_KNOWLEDGE_EXAMPLES = 10_000  # seed 004 step 2: large static knowledge can be baked in
 FULL_FT_EXAMPLES = 100_000  # seed 000: full fine-tuning wants 100K+ high-quality examples
 HIGH_VOLUME_MONTHLY = 100_000  # seed 002: at 100,000+ requests a month fine-tuning pays off
@@ -192,6 +194,7 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
     warnings: list[Finding] = []
     modes = set(facts.failure_modes)
     rag = fine_tune = False
+    drivers: set[str] = set()  # why fine-tuning is on the table: cost alone must pass the break-even
 
     measured = facts.prompting_tried is True and facts.prompt_quality is not None
     meets_bar = measured and facts.quality_bar is not None and facts.prompt_quality >= facts.quality_bar
@@ -205,6 +208,7 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
         static = facts.knowledge_changes in {"never", "yearly"}
         if static and (facts.examples or 0) > STATIC_KNOWLEDGE_EXAMPLES and not facts.needs_citations:
             fine_tune = True
+            drivers.add("knowledge")
             reasons.append(Finding(
                 "static-knowledge-large-data",
                 f"The knowledge is stable ({facts.knowledge_changes}) and you have "
@@ -244,6 +248,7 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
     if behaviour:
         if below_bar:
             fine_tune = True
+            drivers.update(behaviour)
             reasons.append(Finding(
                 "prompt-ceiling-reached",
                 f"Your best prompt scores {facts.prompt_quality:.0%} against a bar of "
@@ -263,6 +268,7 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
     # 3. Reasoning patterns need weight updates (flowchart: wrong REASONING PATTERN -> fine-tune).
     if "reasoning" in modes:
         fine_tune = True
+        drivers.add("reasoning")
         reasons.append(Finding(
             "reasoning-pattern",
             "The model does not reason like your domain experts: behaviour patterns are what "
@@ -275,6 +281,9 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
     fast_budget = facts.latency_budget_ms is not None and facts.latency_budget_ms < FAST_LATENCY_MS
     if speed or fast_budget:
         fine_tune = True
+        drivers.update(speed)
+        if fast_budget:
+            drivers.add("latency")
         because: dict[str, Any] = {}
         if speed:
             because["failure_modes"] = speed
@@ -329,6 +338,30 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
             fine_tune = False
             reasons.append(finding)
 
+    # 6. Cost alone follows the break-even (seed 004, ex. 14.1.3: fine-tuning typically pays for
+    # itself above 10K to 100K monthly requests): below it, the long prompt stays cheaper.
+    params_b = facts.model_params_b or DEFAULT_PARAMS_B
+    gpu_gb = facts.gpu_memory_gb or DEFAULT_GPU_MEMORY_GB
+    cost_only = fine_tune and drivers == {"cost"}
+    cost_estimates: dict[str, Any] = {}
+    if cost_only and facts.monthly_requests is not None:
+        _, cost_estimates, _ = _choose_method(facts, params_b, gpu_gb, gpu_prices)
+        be = cost_estimates.get("breakeven")
+        if be and be["cheaper"] == "prompting":
+            fine_tune = False
+            volume = be["breakeven_requests_per_month"]
+            reasons.append(Finding(
+                "below-breakeven",
+                f"Cost is the reason to fine-tune, but at {facts.monthly_requests:,} requests a month the "
+                f"long prompt is cheaper (${be['prompt_monthly_usd']:,.0f} against ${be['fine_tuned_monthly_usd']:,.0f} "
+                "a month for a self-hosted fine-tune): keep prompting"
+                + (f" until you pass about {volume:,} requests a month." if volume else
+                   "; at these prices fine-tuning never pays for itself."),
+                {"monthly_requests": facts.monthly_requests},  # facts only: the card names the answers behind it
+            ))
+        else:
+            cost_estimates = {}
+
     if not modes:
         reasons.append(Finding("nothing-failing", "Nothing fails today: keep prompting and keep measuring."))
     elif not rag and not fine_tune and prompt_wins and prompt_wins not in reasons:
@@ -347,10 +380,16 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
             "agriculture study: +6% and +5% alone, +11% together).",
         ))
 
-    blockers = _blockers(facts, fine_tune, below_bar, measured)
-    params_b = facts.model_params_b or DEFAULT_PARAMS_B
-    gpu_gb = facts.gpu_memory_gb or DEFAULT_GPU_MEMORY_GB
-    method, estimate_block, fit_blocker = (None, {}, None)
+    blockers = _blockers(facts, fine_tune, below_bar, measured, modes)
+    if fine_tune and cost_only and facts.monthly_requests is None:
+        blockers.append(Finding(
+            "requests-unknown",
+            "Cost is the reason to fine-tune, and fine-tuning only pays for itself above a "
+            "break-even volume (typically 10K to 100K requests a month): say how many requests "
+            "a month you serve so the card can check it.",
+            {"monthly_requests": None},
+        ))
+    method, estimate_block, fit_blocker = (None, cost_estimates, None)
     if fine_tune:
         if facts.model_params_b is None:
             warnings.append(Finding(
@@ -391,7 +430,13 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
     )
 
 
-def _blockers(facts: Facts, fine_tune: bool, below_bar: bool, measured: bool) -> list[Finding]:
+def examples_needed(modes: set[str]) -> int:
+    """Return the fewest curated examples that can fix the named failures (seed 000): about
+    100 for a style or format, thousands for a reasoning pattern."""
+    return REASONING_EXAMPLES if "reasoning" in modes else MIN_EXAMPLES
+
+
+def _blockers(facts: Facts, fine_tune: bool, below_bar: bool, measured: bool, modes: set[str]) -> list[Finding]:
     """What must be true before GPU time is spent (only when fine-tuning is recommended)."""
     if not fine_tune:
         return []
@@ -416,6 +461,15 @@ def _blockers(facts: Facts, fine_tune: bool, below_bar: bool, measured: bool) ->
             f"{facts.examples} examples is not enough signal to fine-tune (at least "
             f"{MIN_EXAMPLES}, ideally {GOOD_EXAMPLES:,}+). Use few-shot prompting meanwhile.",
             {"examples": facts.examples},
+        ))
+    elif facts.examples < examples_needed(modes):
+        needed = examples_needed(modes)
+        blockers.append(Finding(
+            "too-few-for-reasoning",
+            f"{facts.examples:,} examples can teach a format or a style, not a reasoning pattern: "
+            f"reasoning needs thousands (at least {needed:,}, and {COMPLEX_REASONING_EXAMPLES:,}+ for "
+            f"complex reasoning). Collect {needed - facts.examples:,} more before requesting GPU time.",
+            {"examples": facts.examples, "failure_modes": ["reasoning"]},
         ))
     if not measured:
         blockers.append(Finding(
@@ -486,10 +540,19 @@ def _choose_method(
 def _data_warnings(facts: Facts, modes: set[str]) -> list[Finding]:
     if facts.examples is None or facts.examples < MIN_EXAMPLES:
         return []
+    if "reasoning" in modes and facts.examples < COMPLEX_REASONING_EXAMPLES:
+        if facts.examples < REASONING_EXAMPLES:
+            return []  # a blocker already says how many more are needed
+        return [Finding(
+            "reasoning-data",
+            f"{facts.examples:,} examples can teach a simple reasoning pattern; complex reasoning "
+            f"needs {COMPLEX_REASONING_EXAMPLES:,} to 50,000.",
+            {"examples": facts.examples},
+        )]
     if facts.examples < STYLE_ONLY_EXAMPLES:
-        if modes & {"reasoning", "knowledge"}:
-            text = (f"{facts.examples} examples is enough for style or format only; reasoning "
-                    "needs thousands of examples (10,000+ for complex reasoning).")
+        if modes & {"knowledge"}:
+            text = (f"{facts.examples} examples is enough for style or format only, not to teach "
+                    "knowledge: keep the facts in retrieval.")
         else:
             text = f"{facts.examples} examples is the minimum for style or format transfer; aim for 1,000."
         return [Finding("small-dataset", text, {"examples": facts.examples})]
@@ -523,6 +586,8 @@ def _next_steps(recommendation: str, method: str | None, blockers: list[Finding]
         steps.append("Measure the best prompt against the quality bar to prove the prompt ceiling.")
     if rules & {"too-few-examples", "examples-unknown"}:
         steps.append("Collect and curate at least 100 examples (1,000+ is the good baseline).")
+    if "too-few-for-reasoning" in rules:
+        steps.append(f"Collect and curate at least {REASONING_EXAMPLES:,} worked examples of the reasoning you need.")
     if method:
         steps.append("Check the dataset with the dataset doctor (format, duplicates, PII, lengths).")
         steps.append(f"Estimate and launch a {METHOD_NAMES[method]} job once the blockers are cleared, then compare it with base and RAG in the arena.")

@@ -14,7 +14,7 @@ from trainfiles import tickets, write_jsonl
 from typer.testing import CliRunner
 
 from bot.arena.battles import Arena, outcomes, preferences
-from bot.arena.heldout import exact_match, json_checks, rouge_l, token_f1
+from bot.arena.heldout import exact_match, field_accuracy, json_checks, rouge_l, token_f1
 from bot.arena.leaderboard import PRIOR_TIES, fit, leaderboard
 from bot.chat.engine import Engine
 from bot.chat.messages import Choices, Turn, reply_text
@@ -150,21 +150,33 @@ def test_eval_metrics_by_hand_and_on_a_held_out_file(world, tmp_path):
     assert json_checks('{"intent": "repair"}', schema) == (1.0, 1.0)
     assert json_checks('{"other": 1}', schema) == (1.0, 0.0)
     assert json_checks("not json", schema) == (0.0, 0.0)
+    record = '{"category": "safety", "priority": "urgent", "order_id": "LK-204518"}'
+    assert field_accuracy(record, record) == 1.0
+    assert field_accuracy('{"category": "safety", "priority": "high", "order_id": "LK-204518"}', record) == pytest.approx(2 / 3)
+    assert field_accuracy('{"category": "safety", "extra": 1}', record) == pytest.approx(1 / 3)
+    assert field_accuracy("not json", record) == 0.0 and field_accuracy('["safety"]', record) == 0.0
+    assert field_accuracy("anything", "a plain text reference") is None
     heldout = write_jsonl(tmp_path / "heldout.jsonl", [
         {"prompt": "Classify the intent of this support message.\n\nmy router broke", "reference": "alpha is the answer"},
         {"prompt": "Classify the intent of this support message.\n\nmy lamp broke", "reference": "alpha is the answer"},
     ])
     general = write_jsonl(tmp_path / "general.jsonl", [{"prompt": "Say hello", "reference": "hello"}])
-    result = CliRunner().invoke(app, ["eval", "--project", "arena", "--eval-file", str(heldout), "--variants",
-                                      "base,lora:alpha", "--general-file", str(general), "--json"],
-                                env={"LADDER_HOME": str(world["settings"].home), "LADDER_INFERENCE_URL": world["url"],
-                                     "LADDER_EMBEDDER": "lexical"})
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    def run_eval(variants: str) -> dict:
+        result = CliRunner().invoke(app, ["eval", "--project", "arena", "--eval-file", str(heldout), "--variants",
+                                          variants, "--general-file", str(general), "--json"],
+                                    env={"LADDER_HOME": str(world["settings"].home), "LADDER_INFERENCE_URL": world["url"],
+                                         "LADDER_EMBEDDER": "lexical"})
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    report = run_eval("base,lora:alpha")
     alpha, base = report["variants"]["lora:alpha"], report["variants"]["base"]
     assert alpha["exact_match"] == 1.0 and alpha["token_f1"] == 1.0 and base["exact_match"] == 0.0
-    assert alpha["latency_p50_ms"] > 0 and alpha["output_tokens"] > 0 and alpha["json_valid"] == 0.0
+    assert alpha["latency_p50_ms"] > 0 and alpha["output_tokens"] > 0 and alpha["json_valid"] == 0.0 and alpha["field_accuracy"] is None
     assert set(report["forgetting"]) == {"lora:alpha"} and report["general_set_size"] == 1
+    # Without an adapter there is no forgetting to check, and the general set is not answered.
+    plain = run_eval("base")
+    assert plain["forgetting"] == {} and plain["general_set_size"] == 0 and set(plain["variants"]) == {"base"}
 
 
 def test_preference_export_from_votes(world, tmp_path):
@@ -327,3 +339,21 @@ def test_compare_and_eval_turns_return_at_once_and_the_work_follows(world, tmp_p
         later = reply_text(engine.take(place))
         assert ("Answer A" in later) if text.startswith("compare") else ("Held-out evaluation (1 items)" in later)
     store.close()
+
+
+def test_a_schema_file_is_read_or_refused_in_one_line(tmp_path):
+    from bot.arena.heldout import load_schema
+
+    good = tmp_path / "schema.json"
+    good.write_text('{"type": "object", "required": ["category"]}')
+    assert load_schema(good)["required"] == ["category"]
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"type": "object",')
+    with pytest.raises(LadderError, match=r"broken.json is not valid JSON \(line 1"):
+        load_schema(broken)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"type": "thing"}')
+    with pytest.raises(LadderError, match="wrong.json is not a valid JSON Schema"):
+        load_schema(wrong)
+    with pytest.raises(LadderError, match="missing.json"):
+        load_schema(tmp_path / "missing.json")

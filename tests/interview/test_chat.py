@@ -235,3 +235,25 @@ def test_out_of_range_answers_are_refused_and_a_saved_bad_value_never_jams(engin
     assert "“GPU memory” (4090) is not valid" in text and "“model size” (-3) is not valid" in text
     assert "Recommendation:" in text  # the card shows, without the bad facts
     assert {"gpu_memory_gb", "model_params_b"}.isdisjoint(store.answers(project["id"]))
+
+
+def test_the_card_follows_the_break_even_and_the_examples_the_failure_needs(engine, store):
+    base = {"task": "x", "prompting_tried": True, "prompt_quality": 0.7, "quality_bar": 0.9,
+            "latency_budget_ms": 800, "self_hosted_required": False, "has_eval_set": True,
+            "task_breadth": "narrow", "requirements_change": "rarely", "model_params_b": 8, "gpu_memory_gb": 24}
+    # A team that only wants it cheaper, at 15,000 requests a month: the long prompt still wins.
+    def card_for(name: str, facts: dict) -> str:
+        say(engine, f"new {name}")
+        project = store.project_for_place(PLACE)
+        for qid, value in {**base, **facts}.items():
+            store.set_answer(project["id"], qid, value, "ana")
+        return reply_text(say(engine, "interview card"))
+
+    card = card_for("cheap", {"failure_modes": ["cost"], "examples": 3000, "monthly_requests": 15_000})
+    assert "Recommendation: Prompting" in card
+    assert "at 15,000 requests a month the long prompt is cheaper" in card and "keep prompting until" in card
+    assert "break-even volume" in card  # the estimate it rests on is on the card
+    # A reasoning pattern from 400 examples: blocked, with the count still needed.
+    card = card_for("reasoner", {"failure_modes": ["reasoning"], "examples": 400, "monthly_requests": 2_000_000})
+    assert "Not ready for GPU time yet" in card
+    assert "400 examples can teach a format or a style, not a reasoning pattern" in card and "Collect 600 more" in card

@@ -190,6 +190,52 @@ def test_breakeven_on_the_card_matches_the_seed_threshold():
     # Seed 002: fine-tuning pays off at 100,000+ requests a month.
     assert 100_000 <= high.estimates["breakeven"]["breakeven_requests_per_month"] <= 200_000
     assert high.estimates["breakeven"]["cheaper"] == "fine_tune"
+    assert high.recommendation == "fine_tune"
     low = card(20_000)
     assert low.estimates["breakeven"]["cheaper"] == "prompting"
-    assert "volume-below-breakeven" in {w.rule for w in low.warnings}
+    # Cost was the only reason: below the break-even the card keeps prompting, and says until when.
+    assert low.recommendation == "prompting" and low.method is None and not low.ready_for_gpu
+    reason = {r.rule: r for r in low.reasons}["below-breakeven"]
+    volume = low.estimates["breakeven"]["breakeven_requests_per_month"]
+    assert f"{volume:,} requests a month" in reason.text and "20,000" in reason.text
+    assert reason.because == {"monthly_requests": 20_000}
+
+
+def test_breakeven_only_decides_when_cost_is_the_only_reason():
+    # A support desk that also needs a reasoning pattern still fine-tunes at low volume, warned.
+    mixed = advise(parse_facts(dict(READY, failure_modes=["cost", "reasoning"], prompt_quality=0.7,
+                                    quality_bar=0.9, monthly_requests=20_000)))
+    assert mixed.recommendation == "fine_tune"
+    assert "volume-below-breakeven" in {w.rule for w in mixed.warnings}
+    assert "below-breakeven" not in {r.rule for r in mixed.reasons}
+    # A latency budget is a reason of its own: a small model is needed whatever the volume.
+    fast = advise(parse_facts(dict(READY, failure_modes=["cost"], prompt_quality=0.96, quality_bar=0.95,
+                                   monthly_requests=20_000, latency_budget_ms=120)))
+    assert fast.recommendation == "fine_tune"
+    # Cost alone with no volume: no GPU time until the break-even can be checked.
+    unknown = advise(parse_facts(dict(READY, failure_modes=["cost"], prompt_quality=0.96, quality_bar=0.95)))
+    assert unknown.recommendation == "fine_tune"
+    assert "requests-unknown" in {b.rule for b in unknown.blockers} and not unknown.ready_for_gpu
+
+
+@pytest.mark.parametrize("modes, examples, blocked, needed", [
+    (["format"], 300, False, None),  # a few hundred examples teach a format (seed 000: 100-500)
+    (["style"], 150, False, None),
+    (["reasoning"], 300, True, 1000),  # not a reasoning pattern: thousands
+    (["format", "reasoning"], 800, True, 1000),
+    (["reasoning"], 3000, False, None),
+    (["format"], 60, True, 100),
+])
+def test_examples_needed_depend_on_the_failure(modes, examples, blocked, needed):
+    advice = advise(parse_facts(dict(READY, failure_modes=modes, prompt_quality=0.7, quality_bar=0.9,
+                                     examples=examples)))
+    assert advice.recommendation == "fine_tune"
+    found = {b.rule: b for b in advice.blockers if b.rule in {"too-few-examples", "too-few-for-reasoning"}}
+    assert bool(found) == blocked
+    if blocked:
+        (blocker,) = found.values()
+        assert f"at least {needed:,}" in blocker.text
+        if needed > 100:
+            assert f"Collect {needed - examples:,} more" in blocker.text
+    if modes == ["reasoning"] and examples == 3000:
+        assert "reasoning-data" in {w.rule for w in advice.warnings}

@@ -158,7 +158,7 @@ def test_reopened_in_a_fresh_process(kb, home, tmp_path):
         [sys.executable, "-m", "bot.cli", "rag", "status", "--project", "office", "--json"],
         capture_output=True, text=True, env=env, timeout=120,
     )
-    assert json.loads(status.stdout)["chunk_count"] == kb.collection(p).count()
+    assert json.loads(status.stdout)["chunk_count"] == len(kb.chunks(p)[0])
 
 
 def test_builtin_corpus_eval_reaches_hit_at_3(kb):
@@ -231,7 +231,7 @@ def test_collection_remembers_its_embedder_and_reindex_switches(kb, tmp_path, ti
     make_corpus(tmp_path / "docs")
     p = project(kb)
     kb.ingest(p, expand_paths([tmp_path / "docs"]), "ana").run()
-    count = kb.collection(p).count()
+    count = len(kb.chunks(p)[0])
     kb.settings.embedder = str(tiny_sentence_model)
     with pytest.raises(LadderError, match="was indexed with lexical-v1:1024 but Ladder now uses st:.*re-index it"):
         kb.retrieve(p, "bicycles", k=1)
@@ -377,7 +377,7 @@ def test_large_ingest_pipelines_embedding_through_the_worker(kb, tmp_path, monke
         )
     p = project(kb)
     report = kb.ingest(p, expand_paths([docs]), "ana").run()
-    assert len(report.added) == 12 and report.chunks_added == kb.collection(p).count() > 12
+    assert len(report.added) == 12 and report.chunks_added == len(kb.chunks(p)[0]) > 12
     assert sources_for(kb, p, "ticket code Z007Q", k=1) == ["note07.md"]
     # The worker process computes exactly what the in-process embedder computes.
     worker = EmbeddingWorker(LexicalEmbedding())

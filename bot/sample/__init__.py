@@ -1,0 +1,1 @@
+"""The sample project: Larkspur Kitchen's handbook, tickets and questions, walked rung by rung."""
