@@ -101,7 +101,8 @@ def main() -> None:
         "recommendation": advice["recommendation"],
         "examples": examples,
         "heldout_items": evaluation["items"],
-        "train": {k: job.get(k) for k in ("status", "metrics", "progress")},
+        "train": {"status": job.get("status"), **{k: v for k, v in (job.get("metrics") or {}).items()
+                                                     if k not in ("train_loss", "val_loss")}},
         "doctor": {k: v for k, v in doctor.items() if isinstance(v, (int, float, str, bool))},
         "heldout": {variant: {("schema_compliance" if k == "schema_compliant" else k): m.get(k) for k in metrics}
                     for variant, m in evaluation["variants"].items()},
@@ -113,6 +114,7 @@ def main() -> None:
         },
         "handbook": {variant: {"token_f1": m["token_f1"], "latency_p50_ms": m["latency_p50_ms"]}
                      for variant, m in handbook["variants"].items()},
+        # relative change of the general-set F1 against base: below -0.05 is the overtraining flag
         "forgetting": {variant: check["relative_change"] for variant, check in evaluation["forgetting"].items()},
         "leaderboard": [{"variant": r["variant"], "rating": r["rating"]} for r in board.get("variants", [])],
         "battle": {"answers": len([a for a in battle.get("answers", []) if a.get("text")])},

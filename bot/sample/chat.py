@@ -17,7 +17,7 @@ from bot.chat.projects import SAMPLE as DESCRIPTION
 from bot.core.errors import LadderError
 
 SAMPLE_USAGE = "sample [new NAME|train|eval]"
-QUESTION = "How long do I have to send a broken kettle back?"
+QUESTION = "If I close my profile, how quickly is my information erased?"  # paraphrased: the handbook says "deleted"
 TICKET = ("Triage this support ticket as JSON.\n\nHi, the Bramble toaster sparked when I plugged it in "
           "and now smells of burning. Order LK-204518.")
 
@@ -77,7 +77,10 @@ def start(ctx: Context, name: str) -> list[Reply]:
              f"for kettles and toasters. Its interview is answered ({len(facts)} facts) and its "
              f"{len(handbook)} handbook documents are being indexed.", tone="success"),
         *ingest,
-        *checklist(ctx, project),
+        Choices("Once the documents are in, `status` walks the four rungs:", (
+            ctx.command_button("Show the ladder", "status", "primary"),
+            ctx.command_button("Show the interview card", "interview card"),
+        )),
     ]
 
 
