@@ -64,8 +64,8 @@ class BM25:
         total = sum(self._idf.get(term, unseen) for term in terms)
         if not total:
             return 0.0
-        held = sum(self._idf[term] for term in terms if term in self._postings
-                   and index in set(self._postings[term][0].tolist()))
+        held = sum(self._idf[term] for term in terms
+                   if term in self._postings and bool((self._postings[term][0] == index).any()))
         return held / total
 
     def search(self, query: str, n: int) -> list[tuple[int, float]]:

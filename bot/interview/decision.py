@@ -343,10 +343,10 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
     params_b = facts.model_params_b or DEFAULT_PARAMS_B
     gpu_gb = facts.gpu_memory_gb or DEFAULT_GPU_MEMORY_GB
     cost_only = fine_tune and drivers == {"cost"}
-    cost_estimates: dict[str, Any] = {}
+    chosen = None  # _choose_method's (method, estimates, blocker), when the break-even needed it
     if cost_only and facts.monthly_requests is not None:
-        _, cost_estimates, _ = _choose_method(facts, params_b, gpu_gb, gpu_prices)
-        be = cost_estimates.get("breakeven")
+        chosen = _choose_method(facts, params_b, gpu_gb, gpu_prices)
+        be = chosen[1].get("breakeven")
         if be and be["cheaper"] == "prompting":
             fine_tune = False
             volume = be["breakeven_requests_per_month"]
@@ -359,8 +359,6 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
                    "; at these prices fine-tuning never pays for itself."),
                 {"monthly_requests": facts.monthly_requests},  # facts only: the card names the answers behind it
             ))
-        else:
-            cost_estimates = {}
 
     if not modes:
         reasons.append(Finding("nothing-failing", "Nothing fails today: keep prompting and keep measuring."))
@@ -389,7 +387,8 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
             "a month you serve so the card can check it.",
             {"monthly_requests": None},
         ))
-    method, estimate_block, fit_blocker = (None, cost_estimates, None)
+    # Below the break-even the card keeps the estimates it rests on, but no method.
+    method, estimate_block, fit_blocker = (None, chosen[1] if chosen and not fine_tune else {}, None)
     if fine_tune:
         if facts.model_params_b is None:
             warnings.append(Finding(
@@ -401,7 +400,7 @@ def advise(facts: Facts, gpu_prices: dict[str, float] | None = None) -> Advice:
                 "assumed-gpu-memory",
                 f"No GPU memory given: the method assumes one {DEFAULT_GPU_MEMORY_GB:g} GB GPU.",
             ))
-        method, estimate_block, fit_blocker = _choose_method(facts, params_b, gpu_gb, gpu_prices)
+        method, estimate_block, fit_blocker = chosen or _choose_method(facts, params_b, gpu_gb, gpu_prices)
         if fit_blocker:
             blockers.append(fit_blocker)
         be = estimate_block.get("breakeven")
