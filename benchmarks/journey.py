@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "examples" / "larkspur"
+sys.path.insert(0, str(ROOT))
+from examples import SAMPLE, TICKET, TRAIN_SETTINGS  # noqa: E402
+
 PROJECT = "journey"
-TICKET = ("Triage this support ticket as JSON.\n\nHi, the Bramble toaster sparked when I plugged it in and now "
-          "smells of burning. Order LK-204518.")
 
 
 def ladder(home: Path, *args: str) -> dict:
@@ -79,8 +79,9 @@ def main() -> None:
         retrieval = rung("rag_eval", "rag", "eval", "--project", PROJECT, "--questions",
                          str(SAMPLE / "questions.jsonl"), "--k", "3")
         doctor = rung("dataset_doctor", "data", "check", str(train))
-        job = rung("lora_train", "train", "--project", PROJECT, "--data", str(train), "--epochs", "1",
-                   "--name", "triage", "--wait")
+        job = rung("lora_train", "train", "--project", PROJECT, "--data", str(train), "--epochs",
+                   str(TRAIN_SETTINGS["epochs"]), "--batch-size", str(TRAIN_SETTINGS["batch_size"]),
+                   "--eval-steps", str(TRAIN_SETTINGS["eval_steps"]), "--name", "triage", "--wait")
         variants = "base,rag,lora:triage,lora+rag:triage"
         evaluation = rung("heldout_eval", "eval", "--project", PROJECT, "--eval-file", str(heldout), "--schema",
                           str(SAMPLE / "triage.schema.json"), "--general-file", str(SAMPLE / "general.jsonl"),

@@ -69,10 +69,17 @@ class Fact:
 
 def sentences(passage: str) -> list[list[str]]:
     """Return the sentences of a passage, paragraph by paragraph: headings (a Markdown `#` line,
-    or a short line of its own without closing punctuation) dropped, wrapped lines joined."""
+    or a short line of its own without closing punctuation) dropped, wrapped lines joined. A
+    block of lines none of which ends a sentence is records (a table's rows): each row is a
+    paragraph of its own, so a fact is one product, not the whole table."""
     body = re.sub(r"^\s*#+\s.*$", "", passage, flags=re.M)
     paragraphs = []
+    blocks = []
     for block in re.split(r"\n\s*\n|\n\s*[-*]\s+", body):
+        lines = [line for line in block.splitlines() if line.strip()]
+        records = len(lines) > 1 and not any(line.rstrip().endswith((".", "!", "?")) for line in lines)
+        blocks += lines if records else [block]
+    for block in blocks:
         found = []
         for sentence in SENTENCE.split(" ".join(block.split())):
             heading = len(sentence.split()) < 6 and not sentence.rstrip().endswith((".", "!", "?", ":", ";", ")", '"'))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,13 +63,34 @@ class LexicalEmbedding(EmbeddingFunction[Documents]):
 class LocalSentenceTransformer(EmbeddingFunction[Documents]):
     """A sentence-transformers model loaded only from disk (the catalogue, a path or the HF cache)."""
 
+    MEMO = 8192  # texts whose vectors are remembered (384 floats each: about 12 MB)
+
     def __init__(self, model: str):
         self.model_spec = model
         self._model = _load_sentence_transformer(model)
+        # Answers embed the sentences of the passages they retrieve, and the same passages come
+        # back for many questions (an evaluation's 120 tickets): each text is encoded once.
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __call__(self, input: Documents) -> Embeddings:
-        vectors = self._model.encode(list(input), batch_size=64, normalize_embeddings=True, show_progress_bar=False)
-        return list(np.asarray(vectors, dtype=np.float32))
+        texts = list(input)
+        with self._lock:
+            known = {t: self._memo[t] for t in texts if t in self._memo}
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            vectors = self._model.encode(missing, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+            fresh = dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
+            known.update(fresh)
+            with self._lock:
+                self._memo.update(fresh)
+                while len(self._memo) > self.MEMO:
+                    self._memo.popitem(last=False)
+        with self._lock:
+            for t in known:
+                if t in self._memo:
+                    self._memo.move_to_end(t)
+        return [known[t] for t in texts]
 
     @staticmethod
     def name() -> str:

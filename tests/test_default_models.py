@@ -1,7 +1,7 @@
 """Ladder on its default models, SmolLM2-135M-Instruct and all-MiniLM-L6-v2, as `make setup`
 pulls them from the catalogue: what a user sees. Cited answers from the documents, a blind
-compare of two real answers, and a default `train` that learns a format task the base model
-cannot do. Nothing is stubbed: the real embedder, the real base model, real peft training."""
+compare of two real answers, and a default `train` that learns the sample's ticket triage,
+a format task the base model cannot do. Nothing is stubbed: the real embedder, the real base model, real peft training."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import json
 import re
 from pathlib import Path
 
+import jsonschema
 import pytest
-from trainfiles import triage, write_jsonl
+from trainfiles import write_jsonl
 from typer.testing import CliRunner
 
 from bot.chat.engine import Engine
@@ -18,6 +19,7 @@ from bot.chat.messages import Attachment, Choices, Text, Turn
 from bot.cli import app
 from bot.core.config import Settings
 from bot.core.store import Store
+from examples import TICKET
 from trainer import catalogue
 
 HANDBOOK = Path(__file__).parent / "data" / "handbook"
@@ -133,11 +135,19 @@ def test_a_blind_compare_returns_two_real_answers_and_hides_the_names(handbook):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A default `ladder train` (no base model, no recipe settings) on 100 examples of a format
-    task, then `ladder eval` of base and the adapter on 12 held-out examples."""
+    """The journey's LoRA rungs, smaller (benchmarks/journey.py runs them in full): a default
+    `ladder train` (no base model, no recipe settings) on the first 110 of the sample's support
+    tickets, `ladder eval` of base and the adapter on 12 held-out tickets against the sample's
+    schema, and a blind compare of both on a new ticket."""
+    from examples import SAMPLE
+
     home = tmp_path_factory.mktemp("train-home")
-    data = write_jsonl(home / "triage.jsonl", triage(100, seed=1))  # the doctor asks for 100 at least
-    heldout = write_jsonl(home / "heldout.jsonl", triage(12, seed=2))
+    lines = (SAMPLE / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    data = home / "tickets.jsonl"
+    data.write_text("\n".join(lines[:110]) + "\n", encoding="utf-8")  # 100 usable at least, as the doctor asks
+    heldout = home / "heldout.jsonl"
+    heldout.write_text("\n".join((SAMPLE / "heldout.jsonl").read_text(encoding="utf-8").splitlines()[:12]) + "\n",
+                       encoding="utf-8")
     general = write_jsonl(home / "general.jsonl", [  # a short forgetting check: the built-in one has 8
         {"prompt": "What is the capital of France?", "reference": "Paris"},
         {"prompt": "What do bees make?", "reference": "honey"}])
@@ -146,13 +156,11 @@ def trained(tmp_path_factory):
     job = runner.invoke(app, ["train", "--project", "triage", "--data", str(data), "--name", "triage-v1",
                               "--wait", "--json"], env=env)
     assert job.exit_code == 0, job.output
-    evaluated = runner.invoke(app, ["eval", "--project", "triage", "--eval-file", str(heldout),
-                                    "--variants", "base,lora:triage-v1", "--general-file", str(general), "--json"],
-                           env=env)
+    evaluated = runner.invoke(app, ["eval", "--project", "triage", "--eval-file", str(heldout), "--schema",
+                                    str(SAMPLE / "triage.schema.json"), "--variants", "base,lora:triage-v1",
+                                    "--general-file", str(general), "--json"], env=env)
     assert evaluated.exit_code == 0, evaluated.output
-    compared = runner.invoke(app, ["compare", "--project", "triage", "--all", "--reveal", "--json",
-                                   "Triage this support note as product|order|priority.\n\n"
-                                   "Gus: my lamp stopped working, order 31337, this is urgent."], env=env)
+    compared = runner.invoke(app, ["compare", "--project", "triage", "--all", "--reveal", "--json", TICKET], env=env)
     assert compared.exit_code == 0, compared.output
     [adapter] = json.loads(runner.invoke(app, ["adapters", "list", "--project", "triage", "--json"],
                                          env=env).stdout)["adapters"]
@@ -171,10 +179,19 @@ def test_a_default_train_runs_on_the_default_base_and_lowers_the_loss(trained):
     assert summary["config"]["packing"] is False
 
 
-def test_the_adapter_answers_its_held_out_examples_and_base_does_not(trained):
+def test_the_adapter_answers_its_held_out_tickets_and_base_does_not(trained):
     scores = trained["eval"]["variants"]
-    assert scores["lora:triage-v1"]["exact_match"] >= 0.8, scores
-    assert scores["base"]["exact_match"] <= 0.1, scores
+    lora, base = scores["lora:triage-v1"], scores["base"]
+    # Base answers prose, or JSON of its own shape; 100 tickets teach the adapter the record's
+    # shape on every held-out ticket and most of its fields (the journey's 1,000 teach the rest).
+    assert lora["schema_compliant"] >= 0.9 and base["schema_compliant"] <= 0.1, scores
+    assert lora["field_accuracy"] > base["field_accuracy"] + 0.5, scores
+    assert lora["exact_match"] > base["exact_match"], scores
     assert trained["eval"]["general_set_size"] == 2 and "lora:triage-v1" in trained["eval"]["forgetting"]
-    answers = trained["compare"]
-    assert answers["lora:triage-v1"] == "lamp|31337|P1" and answers["base"] != answers["lora:triage-v1"]
+    assert Path(trained["eval"]["chart"]).is_file()
+    from examples import SAMPLE
+
+    record = json.loads(trained["compare"]["lora:triage-v1"])  # a new ticket: a record of the schema's shape
+    jsonschema.validate(record, json.loads((SAMPLE / "triage.schema.json").read_text()))
+    assert record["order_id"] == "LK-204518"  # copied from the ticket
+    assert trained["compare"]["base"] != trained["compare"]["lora:triage-v1"]

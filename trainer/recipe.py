@@ -54,7 +54,7 @@ def run(config: RecipeConfig, on_event: Callable[[Event], None]) -> dict[str, An
     resume = latest_checkpoint(checkpoints)
     if resume is not None:
         check_same_base(resume, model_dir)  # a job resumed on another base would mix two models
-    tokenizer, model = load_base(model_dir, config.method, cuda, bf16)
+    tokenizer, model = load_base(model_dir, config.method, cuda, bf16, attention_for(config.attention, cuda))
     model = attach_adapter(model, config)
     train_rows, val_rows, data_info = build_data(config)
     train_set, dropped = encode(train_rows, tokenizer, config.max_length)
@@ -153,7 +153,16 @@ def run(config: RecipeConfig, on_event: Callable[[Event], None]) -> dict[str, An
 # -- setup helpers ----------------------------------------------------------------------------
 
 
-def load_base(model_dir: Path, method: str, cuda: bool, bf16: bool):
+def attention_for(attention: str, cuda: bool) -> str:
+    """Return the attention kernel to train with: asked for, or (auto) by device. On a CPU the
+    eager kernel is faster at short sequences (measured on SmolLM2 with 100-token tickets: 323
+    against 231 tokens/s); on a GPU, sdpa's fused kernels are faster and lighter."""
+    if attention != "auto":
+        return attention
+    return "sdpa" if cuda else "eager"
+
+
+def load_base(model_dir: Path, method: str, cuda: bool, bf16: bool, attention: str = "sdpa"):
     """Return (tokenizer, model) ready for peft: 4-bit NF4 with double quantisation for QLoRA."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
@@ -166,7 +175,8 @@ def load_base(model_dir: Path, method: str, cuda: bool, bf16: bool):
     # On CUDA the frozen base is stored in bf16; on a CPU it stays fp32 and autocast runs the
     # matmuls in bf16 (CPU kernels are fastest that way, and the adapter trains in fp32).
     dtype = torch.bfloat16 if bf16 else torch.float32
-    kwargs: dict[str, Any] = {"dtype": dtype if cuda else torch.float32, "local_files_only": True}
+    kwargs: dict[str, Any] = {"dtype": dtype if cuda else torch.float32, "local_files_only": True,
+                              "attn_implementation": attention}
     if method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,

@@ -12,6 +12,7 @@ import json
 import random
 import re
 import secrets
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -210,28 +211,44 @@ class Arena:
         at most `max_tokens` long (default GENERATION's)."""
         if not prompt.strip():
             raise LadderError("the prompt is empty; give the arena something to answer")
-        prepared = [self.messages_for(project, v, prompt, history) for v in variants]
-        params = {**GENERATION, **({"max_tokens": max_tokens} if max_tokens else {})}
-
-        def run(item):
-            model, messages, sources = item
-            try:
-                done = self.client.complete(messages, model, **params)
-            except ModelNotServed:  # a server (vLLM) that lost or never loaded the adapter: load it, once
-                if model == "base" or not self._register(project, model):
-                    raise
-                done = self.client.complete(messages, model, **params)
-            return done, sources
-
+        prepared = [(v, *self.messages_for(project, v, prompt, history), max_tokens) for v in variants]
         with ThreadPoolExecutor(max_workers=len(prepared)) as pool:
-            results = list(pool.map(run, prepared))
+            return list(pool.map(lambda item: self._complete(project, *item), prepared))
+
+    def answer_each(self, project: dict[str, Any], variant: str, items: list[dict[str, Any]],
+                    workers: int = 32) -> Iterator[tuple[int, VariantAnswer]]:
+        """Yield (index of the item, `variant`'s answer) for each item ({prompt, history,
+        max_tokens}), a wave at a time.
+
+        Every prompt is prepared first (retrieval included) and the prompts are sorted by length,
+        so a wave pads little; a wave of `workers` requests goes out at once and the next one
+        when it is answered, so the server fills whole batches of one variant whose answers end
+        together (a batch mixing a rambling base with a terse adapter runs to the longest).
+        """
+        prepared = [(variant, *self.messages_for(project, variant, it["prompt"], it.get("history")),
+                     it.get("max_tokens")) for it in items]
+        order = sorted(range(len(prepared)), key=lambda i: sum(len(m["content"]) for m in prepared[i][2]))
+        workers = max(1, workers)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for start in range(0, len(order), workers):
+                wave = order[start:start + workers]
+                yield from zip(wave, pool.map(lambda i: self._complete(project, *prepared[i]), wave))
+
+    def _complete(self, project: dict[str, Any], variant: str, model: str, messages: list[dict[str, str]],
+                  sources: list[str], max_tokens: int | None) -> VariantAnswer:
+        """Return one variant's answer to prepared `messages` (see `messages_for`)."""
         from rag.answer import drop_invalid_citations
 
-        return [  # in RAG answers, a citation that matches no retrieved passage is never shown
-            VariantAnswer(v, drop_invalid_citations(done.text, len(sources)) if sources else done.text.strip(),
-                          done.latency_ms, done.prompt_tokens, done.completion_tokens, sources)
-            for v, (done, sources) in zip(variants, results, strict=True)
-        ]
+        params = {**GENERATION, **({"max_tokens": max_tokens} if max_tokens else {})}
+        try:
+            done = self.client.complete(messages, model, **params)
+        except ModelNotServed:  # a server (vLLM) that lost or never loaded the adapter: load it, once
+            if model == "base" or not self._register(project, model):
+                raise
+            done = self.client.complete(messages, model, **params)
+        # in RAG answers, a citation that matches no retrieved passage is never shown
+        text = drop_invalid_citations(done.text, len(sources)) if sources else done.text.strip()
+        return VariantAnswer(variant, text, done.latency_ms, done.prompt_tokens, done.completion_tokens, sources)
 
     def _register(self, project: dict[str, Any], model: str) -> bool:
         """Ask the inference server to load the project's adapter `model` (PROJECT/NAME)."""

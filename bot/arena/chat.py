@@ -21,7 +21,7 @@ from bot.arena.battles import (
     standings,
 )
 from bot.chat.engine import Command, Context, Engine, closing
-from bot.chat.messages import Choices, Progress, Reply, Table, Text
+from bot.chat.messages import Choices, Image, Progress, Reply, Table, Text
 from bot.core.errors import LadderError
 
 COMPARE_USAGE = "compare [--all] [VARIANT,...] PROMPT"
@@ -103,6 +103,8 @@ def eval_replies(result: dict[str, Any]) -> list[Reply]:
         verdict = "drops more than 5% from base: likely overtrained" if check["flagged"] else "within 5% of base"
         replies.append(Text(f"Forgetting check for {model}: general F1 {check['general_f1']:.2f} vs base "
                             f"{check['base_general_f1']:.2f} ({check['relative_change']:+.0%}), {verdict}.", tone=tone))
+    if result.get("chart"):
+        replies.append(Image(Path(result["chart"]), f"chart of the held-out metrics per variant ({result['items']} items)"))
     return replies
 
 
@@ -190,6 +192,7 @@ def eval_command(ctx: Context) -> list[Reply]:
 def _evaluate(ctx: Context, project: dict[str, Any], items: list[dict[str, Any]], variants: list[str],
               loading: list[Reply], key: str, schema: dict | None = None) -> Iterator[Reply]:
     """Run the held-out evaluation (in the background), posting progress as answers come."""
+    from bot.arena.evaluations import keep
     from bot.arena.heldout import evaluate
 
     arena = yield from _ready(ctx, project, variants, loading)
@@ -200,4 +203,4 @@ def _evaluate(ctx: Context, project: dict[str, Any], items: list[dict[str, Any]]
 
     result = evaluate(arena, project, items, variants, schema, on_progress=progress)
     yield Progress(key, "Evaluation finished", 1, 1, done=True)
-    yield from eval_replies(result)
+    yield from eval_replies(keep(ctx.store, ctx.settings.home, project, result, ctx.user))

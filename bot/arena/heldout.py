@@ -12,7 +12,6 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from trainer.formats import detect_format, iter_jsonl, read_text_file
 from trainer.formats import normalise as as_example
 
 FORGETTING_DROP = 0.05  # seed 004: more than 5% below base on general tasks means overtraining
-PARALLEL = 4  # items answered at once, so the model server batches them into one generate call
 
 
 def answer_cap(reference: str) -> int:
@@ -213,31 +211,24 @@ def evaluate(arena: Arena, project: dict[str, Any], items: list[dict[str, str]],
     models = ["base", *adapters] if adapters else []
     total = len(items) * len(variants) + len(general) * len(models)
     done = 0
-    collected: dict[str, list] = {v: [] for v in variants}
     general_scores: dict[str, float] = {}
 
-    def answers(chosen: list[str], batch: list[dict[str, Any]]):
-        """Yield each item's answers in order, PARALLEL items in flight at a time."""
-        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            futures = [pool.submit(arena.answer, project, chosen, it["prompt"], it.get("history"),
-                                   answer_cap(it["reference"])) for it in batch]
-            for future in futures:
-                yield future.result()
-
-    for answered in answers(variants, items):
-        for answer in answered:
-            collected[answer.variant].append(answer)
-        done += len(variants)
-        if on_progress:
-            on_progress(done, total)
-    results = {v: score(collected[v], items, schema) for v in variants}
-    for model in models:
-        general_answers = []
-        for answered in answers([model], general):
-            general_answers.extend(answered)
+    def run(variant: str, batch: list[dict[str, Any]]) -> list[Any]:
+        """One variant's answers to `batch`, a server batch at a time, ticking the progress."""
+        nonlocal done
+        capped = [{**it, "max_tokens": answer_cap(it["reference"])} for it in batch]
+        answered: list[Any] = [None] * len(batch)
+        for index, answer in arena.answer_each(project, variant, capped, arena.settings.max_batch):
+            answered[index] = answer
             done += 1
             if on_progress:
-                on_progress(min(done, total), total)
+                on_progress(done, total)
+        return answered
+
+    # One variant at a time: its answers fill whole batches that end together.
+    results = {v: score(run(v, items), items, schema) for v in variants}
+    for model in models:
+        general_answers = run(model, general)
         general_scores[model] = round(sum(token_f1(a.text, it["reference"])
                                           for a, it in zip(general_answers, general, strict=True)) / len(general), 4)
     forgetting = {}

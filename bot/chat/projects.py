@@ -77,7 +77,9 @@ SAMPLE = "Larkspur Kitchen sample"  # bot.sample's description of its projects
 def _status(ctx: Context) -> list[Reply]:
     project = ctx.require_project()
     if project.get("description") == SAMPLE:
-        return list(ctx.engine.run_text(ctx.turn, "sample", project))  # the rungs, with buttons
+        return list(ctx.engine.run_text(ctx.turn, "sample", project))  # the rungs, with the sample's buttons
+    from bot.arena.ladder import next_step, rungs
+
     counts = ctx.store.counts(project["id"])
     rows = (
         ("interview answers", str(counts["interview_answers"])),
@@ -87,4 +89,11 @@ def _status(ctx: Context) -> list[Reply]:
         ("adapters", str(counts["adapters"])),
         ("arena battles", str(counts["battles"])),
     )
-    return [Table(("what", "count"), rows, title=f"Project {project['name']}")]
+    label, command = next_step(ctx.store, project)
+    return [
+        Table(("rung", "state"), tuple(rungs(ctx.store, project, ctx.settings.gpu_prices).items()),
+              title=f"The ladder on {project['name']}"),
+        Table(("what", "count"), rows, title=f"Project {project['name']}"),
+        Choices("Next:", (ctx.command_button(label, command, "primary"),
+                          ctx.command_button("Show the interview card", "interview card"))),
+    ]

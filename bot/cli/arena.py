@@ -133,6 +133,9 @@ def eval_command(
     general = general_items(general_file)
     result = evaluate(_arena(settings, store, row, chosen, quiet=as_json), row, items, chosen, schema_doc, general)
     from bot.arena.chat import eval_replies
+    from bot.arena.evaluations import keep
+
+    result = keep(store, settings.home, row, result, current_user(settings))
 
     show(result, as_json, eval_replies)
 

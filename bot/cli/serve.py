@@ -141,7 +141,8 @@ def serve_models(
 
     settings, store, _ = services()
     base = base_model or _served_base(settings, store)
-    server = model_server(store, base, max_adapters or settings.max_adapters, host, port)
+    server = model_server(store, base, max_adapters or settings.max_adapters, host, port,
+                          precision=settings.generation_precision, max_batch=settings.max_batch)
     typer.echo(f"serving {base} and its adapters at http://{host}:{port}/v1 (Ctrl-C to stop)", err=True)
     try:
         server.serve_forever()

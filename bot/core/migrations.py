@@ -339,6 +339,21 @@ def m009_job_backends(db: sqlite_utils.Database) -> None:
     db["jobs"].add_column("external_id", str)
 
 
+@migration
+def m010_evaluations(db: sqlite_utils.Database) -> None:
+    """Held-out evaluations as measured: who ran which variants on how many items, and the
+    result (per-variant metrics and the forgetting check), so `status` and later reports read
+    stored measurements instead of re-running them."""
+    db["evaluations"].create(
+        {"id": int, "project_id": int, "created_by": str, "created_at": str, "items": int,
+         "variants": str, "result": str},  # variants: comma list; result: JSON of heldout.evaluate
+        pk="id",
+        not_null={"project_id", "result"},
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db.execute("CREATE INDEX evaluations_by_project ON evaluations (project_id, id)")
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

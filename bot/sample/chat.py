@@ -15,11 +15,10 @@ from bot.chat.engine import Command, Context, Engine
 from bot.chat.messages import Attachment, Choices, Reply, Table, Text
 from bot.chat.projects import SAMPLE as DESCRIPTION
 from bot.core.errors import LadderError
+from examples import TICKET
 
 SAMPLE_USAGE = "sample [new NAME|train|eval]"
 QUESTION = "If I close my profile, how quickly is my information erased?"  # paraphrased: the handbook says "deleted"
-TICKET = ("Triage this support ticket as JSON.\n\nHi, the Bramble toaster sparked when I plugged it in "
-          "and now smells of burning. Order LK-204518.")
 
 
 def install(engine: Engine) -> None:
@@ -51,8 +50,12 @@ def sample_command(ctx: Context) -> list[Reply]:
     project = ctx.require_project()
     if step == "train":
         # The ordinary `train`, on the sample's 1,000 tickets: the doctor's card, then a job.
+        from examples import TRAIN_SETTINGS
+
         turn = replace(ctx.turn, files=_attach("train.jsonl"))
-        return list(ctx.engine.run_text(turn, "train", project))
+        settings = " ".join(f"{key}={value}" for key, value in TRAIN_SETTINGS.items())
+        settings += " name=triage"
+        return list(ctx.engine.run_text(turn, f"train {settings}", project))
     if step == "eval":
         turn = replace(ctx.turn, files=_attach("heldout.jsonl", "triage.schema.json"))
         return list(ctx.engine.run_text(turn, "eval", project))
@@ -86,21 +89,18 @@ def start(ctx: Context, name: str) -> list[Reply]:
 
 def checklist(ctx: Context, project: dict[str, Any]) -> list[Reply]:
     """Return the four rungs as a checklist, with what each has measured and the next button."""
+    from bot.arena.evaluations import latest
+    from bot.arena.ladder import rungs
+
     counts = ctx.store.counts(project["id"])
-    adapters = ctx.store.adapters(project["id"]) if counts["adapters"] else []
-    rows = (
-        ("1. interview", "answered" if counts["interview_answers"] else "not started"),
-        ("2. RAG", f"{counts['documents']} documents indexed" if counts["documents"] else "no documents yet"),
-        ("3. LoRA", f"{len(adapters)} adapter(s): {', '.join(a['name'] for a in adapters)}" if adapters
-         else ("training" if counts["jobs"] else "not trained")),
-        ("4. arena", f"{counts['battles']} battle(s)" if counts["battles"] else "no battles yet"),
-    )
     if not counts["interview_answers"]:
         primary = ctx.command_button("Start the interview", "interview", "primary")
     elif not counts["documents"]:
         primary = ctx.command_button("Build the RAG baseline", "rag", "primary")
     elif not counts["jobs"]:
         primary = ctx.command_button("Train on the sample tickets", "sample train", "primary")
+    elif counts["adapters"] and latest(ctx.store, project["id"]) is None:
+        primary = ctx.command_button("Evaluate on held-out tickets", "sample eval", "primary")
     elif not counts["battles"]:
         primary = ctx.command_button("Compare base and adapter", f"compare {TICKET}", "primary")
     else:
@@ -109,6 +109,8 @@ def checklist(ctx: Context, project: dict[str, Any]) -> list[Reply]:
         primary,
         ctx.command_button("Show the interview card", "interview card"),
         ctx.command_button("Ask the handbook", f"ask {QUESTION}"),
-        ctx.command_button("Evaluate on held-out tickets", "sample eval"),
+        *(() if primary.label.startswith("Evaluate") else
+          (ctx.command_button("Evaluate on held-out tickets", "sample eval"),)),
     )
+    rows = tuple(rungs(ctx.store, project, ctx.settings.gpu_prices).items())
     return [Table(("rung", "state"), rows, title=f"The ladder on {project['name']}"), Choices("Next:", buttons)]

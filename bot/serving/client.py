@@ -19,6 +19,21 @@ from bot.core.errors import LadderError
 logger = logging.getLogger("ladder.inference")
 
 
+_pool: httpx.Client | None = None
+_pool_lock = threading.Lock()
+
+
+def _http() -> httpx.Client:
+    """Return the process's one HTTP connection pool: connections are kept alive and reused, and
+    a burst of concurrent requests (an evaluation's wave) costs no client set-up each (a new
+    httpx client builds an SSL context: milliseconds of CPU that 32 threads queue behind)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = httpx.Client(limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
+        return _pool
+
+
 @dataclass
 class InferenceClient:
     """Chat completions against `base_url` (which ends in /v1)."""
@@ -58,7 +73,7 @@ class InferenceClient:
     def _lora(self, action: str, body: dict[str, str]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            return httpx.post(f"{self.base_url}/{action}", json=body, headers=headers, timeout=self.timeout_s)
+            return _http().post(f"{self.base_url}/{action}", json=body, headers=headers, timeout=self.timeout_s)
         except httpx.HTTPError as exc:
             raise LadderError(f"could not reach the inference server at {self.base_url} to change adapter "
                               f"{body['lora_name']} ({type(exc).__name__})") from None
@@ -74,7 +89,8 @@ class InferenceClient:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         body = {"model": model or self.model, "messages": messages, **params}
         try:
-            response = httpx.post(f"{self.base_url}/chat/completions", json=body, headers=headers, timeout=self.timeout_s)
+            response = _http().post(f"{self.base_url}/chat/completions", json=body, headers=headers,
+                                    timeout=self.timeout_s)
         except httpx.TimeoutException:
             raise LadderError(
                 f"the inference server at {self.base_url} did not answer within {self.timeout_s:g} s; "
@@ -138,7 +154,8 @@ def embedded_client(settings: Settings, store, base_model: str | None = None) ->
     with _embedded_lock:
         key = f"{base_model}@{settings.home}"
         if key not in _embedded:
-            server = model_server(store, base_model, settings.max_adapters)
+            server = model_server(store, base_model, settings.max_adapters, precision=settings.generation_precision,
+                                  max_batch=settings.max_batch)
             threading.Thread(target=server.serve_forever, daemon=True).start()
             _embedded[key] = f"http://127.0.0.1:{server.server_address[1]}/v1"
         return InferenceClient(_embedded[key], "base", None, settings.inference_timeout_s)

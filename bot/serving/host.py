@@ -23,6 +23,7 @@ from bot.core.errors import LadderError
 logger = logging.getLogger("ladder.serving")
 BASE = "base"
 PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+AUTOCAST_ROWS = 8  # the smallest batch that bf16 autocast speeds up on a CPU (see ModelHost._autocast)
 
 
 class UnknownModel(LadderError):
@@ -97,7 +98,7 @@ class ModelHost:
     """One base model in memory plus up to `max_adapters` resident adapters."""
 
     def __init__(self, base_model: str, registry: Callable[[str], AdapterRef | None], max_adapters: int = 4,
-                 names: Callable[[], list[str]] | None = None):
+                 names: Callable[[], list[str]] | None = None, precision: str = "auto"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -111,6 +112,10 @@ class ModelHost:
         self.max_adapters = max(1, max_adapters)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        # On a CPU the weights stay fp32 (adapters load and merge exactly) and bf16 autocast runs
+        # the matmuls where the CPU has bf16 instructions.
+        self.autocast = self.device == "cpu" and generation_bf16(precision)
+        self.precision = "bf16" if dtype == torch.bfloat16 or self.autocast else "fp32"
         self.tokenizer = AutoTokenizer.from_pretrained(self.base_dir, local_files_only=True)
         self.tokenizer.padding_side = "left"  # generation appends on the right
         if self.tokenizer.pad_token is None:
@@ -208,6 +213,15 @@ class ModelHost:
 
     # -- generation -----------------------------------------------------------------------
 
+    def _autocast(self, rows: int):
+        """bf16 autocast for a batch of `rows` on a CPU that is fast at it (see `precision`), else
+        nothing. Autocast casts every weight at each step, which only a batch of 8 or more pays
+        back: on SmolLM2, 1 row makes 15 tokens/s in fp32 and 10 in bf16, 8 rows 57 and 66, 32
+        rows 122 and 217."""
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast and rows >= AUTOCAST_ROWS)
+
     def _prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                   return_dict=True)["input_ids"]
@@ -235,11 +249,14 @@ class ModelHost:
                 torch.manual_seed(first.seed)
             from peft import PeftModel
 
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast(len(requests)):
                 if isinstance(self.model, PeftModel):
                     if all(k == PEFT_BASE for k in keys):
                         with self.model.disable_adapter():  # base answers: the adapters switched off
                             output = self.model.generate(**batch, **kwargs)
+                    elif len(set(keys)) == 1:  # one adapter: no per-row routing (about 1.7x faster)
+                        self.model.set_adapter(keys[0])
+                        output = self.model.generate(**batch, **kwargs)
                     else:
                         output = self.model.generate(**batch, adapter_names=keys, **kwargs)
                 else:
@@ -308,7 +325,7 @@ class ModelHost:
 
             def run() -> None:
                 try:
-                    with torch.no_grad():
+                    with torch.no_grad(), self._autocast(1):
                         if request.model == BASE and isinstance(self.model, PeftModel):
                             with self.model.disable_adapter():
                                 self.model.generate(**kwargs)
@@ -337,6 +354,18 @@ class ModelHost:
         outcome.update(prompt_tokens=len(prompt), completion_tokens=streamer.generated,
                        finish_reason="length" if not (eos or stopped_by_string) and streamer.generated >= request.max_tokens
                        else "stop")
+
+
+def generation_bf16(precision: str) -> bool:
+    """Return whether CPU generation runs in bf16 autocast: asked for, or (auto) where the CPU
+    has bf16 instructions."""
+    if precision not in {"auto", "bf16", "fp32"}:
+        raise LadderError(f"unknown generation precision {precision!r}; use auto, bf16 or fp32")
+    if precision != "auto":
+        return precision == "bf16"
+    from trainer.recipe import cpu_has_fast_bf16
+
+    return cpu_has_fast_bf16()
 
 
 class AnswerPenalty:

@@ -62,9 +62,10 @@ def parse_request(body: dict[str, Any]) -> tuple[GenRequest, bool]:
     return request, bool(body.get("stream"))
 
 
-def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, batch_window_ms: float = 15.0):
+def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, batch_window_ms: float = 60.0,
+                max_batch: int = 32):
     """Return a ThreadingHTTPServer serving the OpenAI-compatible API for `host`."""
-    batcher = Batcher(host, window_ms=batch_window_ms)
+    batcher = Batcher(host, window_ms=batch_window_ms, max_batch=max_batch)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -103,7 +104,7 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
                     {"id": name, "object": "model", "created": created, "owned_by": "ladder"} for name in host.models()
                 ]})
             elif self.path.rstrip("/") in {"/health", "/healthz"}:
-                self._json(200, {"status": "ok", "base_model": host.base_id,
+                self._json(200, {"status": "ok", "base_model": host.base_id, "precision": host.precision,
                                  "resident": [ref.name for ref in host.resident.values()]})
             else:
                 self._error(404, f"no route {self.path}; use /v1/chat/completions or /v1/models", "not_found")
@@ -223,18 +224,25 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
     return server
 
 
-def model_server(store, base_model: str, max_adapters: int, address: str = "127.0.0.1", port: int = 0):
+def model_server(store, base_model: str, max_adapters: int, address: str = "127.0.0.1", port: int = 0,
+                 precision: str = "auto", max_batch: int = 32):
     """Return the OpenAI-compatible server for `base_model` and the registry's adapters, not yet
     serving (call `serve_forever`): `ladder serve models` and the in-process server of
     `ladder chat` are the same server. Raises LadderError when the base model is not on disk."""
     from bot.serving.registry import registry_from_store
 
     lookup, names = registry_from_store(store)  # reads the store from whichever thread serves
-    return make_server(ModelHost(base_model, lookup, max_adapters, names), address, port)
+    return make_server(ModelHost(base_model, lookup, max_adapters, names, precision), address, port,
+                       max_batch=max_batch)
 
 
 class QuietServer(ThreadingHTTPServer):
-    """A threading HTTP server that logs a client hanging up in one line, not a traceback."""
+    """A threading HTTP server that logs a client hanging up in one line, not a traceback.
+
+    Its listen backlog holds a whole batch of connections arriving at once (an evaluation opens
+    `max_batch` of them); the default of 5 resets the rest."""
+
+    request_queue_size = 256
 
     def handle_error(self, request, client_address) -> None:
         exc = sys.exc_info()[1]

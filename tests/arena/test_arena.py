@@ -8,6 +8,7 @@ import json
 import random
 import re
 import time
+from pathlib import Path
 
 import pytest
 from trainfiles import tickets, write_jsonl
@@ -177,6 +178,21 @@ def test_eval_metrics_by_hand_and_on_a_held_out_file(world, tmp_path):
     # Without an adapter there is no forgetting to check, and the general set is not answered.
     plain = run_eval("base")
     assert plain["forgetting"] == {} and plain["general_set_size"] == 0 and set(plain["variants"]) == {"base"}
+    # Each run is stored as measured, with its chart; the newest is what the checklist reads.
+    from bot.arena.evaluations import latest
+    from bot.arena.ladder import rungs
+
+    store = Store(world["settings"].db_path)
+    project = store.require_project("arena")
+    stored = latest(store, project["id"])
+    assert stored["id"] == plain["evaluation_id"] == report["evaluation_id"] + 1
+    assert stored["result"]["variants"] == plain["variants"] and stored["items"] == 2
+    for run in (report, plain):
+        assert Path(run["chart"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert rungs(store, project)["3. LoRA"].endswith("not evaluated yet")  # the newest run had no adapter
+    store.db["evaluations"].delete(plain["evaluation_id"])
+    assert rungs(store, project)["3. LoRA"] == "lora:alpha: exact match 1.00 on 2 held-out items (base 0.00)"
+    store.close()
 
 
 def test_preference_export_from_votes(world, tmp_path):
@@ -338,6 +354,14 @@ def test_compare_and_eval_turns_return_at_once_and_the_work_follows(world, tmp_p
         engine.wait(place, timeout=120)
         later = reply_text(engine.take(place))
         assert ("Answer A" in later) if text.startswith("compare") else ("Held-out evaluation (1 items)" in later)
+    assert "[image: chart of the held-out metrics per variant (1 items)]" in later
+    status = engine.converse(Turn("ana", place, "status"))
+    ladder = dict(status[0].rows)
+    assert ladder["3. LoRA"] == "lora:alpha: exact match 1.00 on 1 held-out items (base 0.00)"
+    project = store.require_project("arena")
+    battles = list(store.db["battles"].rows_where("project_id = ?", [project["id"]]))
+    votes = sum(store.db["votes"].count_where("battle_id = ?", [b["id"]]) for b in battles)
+    assert ladder["4. arena"] == f"{len(battles)} battle(s), {votes} vote(s)" and len(battles) >= 2
     store.close()
 
 

@@ -49,8 +49,13 @@ def test_new_use_status_and_projects(engine, store):
     assert store.get_project("support-bot")["description"] == "refund and shipping questions"
 
     status = say(engine, "status")
-    assert isinstance(status[0], Table) and status[0].title == "Project support-bot"
-    assert ("documents", "0") in status[0].rows
+    ladder, counts = status[0], status[1]
+    assert isinstance(ladder, Table) and ladder.title == "The ladder on support-bot"
+    assert dict(ladder.rows) == {"1. interview": "not started", "2. RAG": "no documents yet",
+                                 "3. LoRA": "not trained", "4. arena": "no battles yet"}
+    assert isinstance(counts, Table) and counts.title == "Project support-bot"
+    assert ("documents", "0") in counts.rows
+    assert "Start the interview" in [c.label for c in status[2].options]
 
     say(engine, "new billing")
     assert store.project_for_place(PLACE)["name"] == "billing"

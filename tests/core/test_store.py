@@ -37,6 +37,7 @@ EXPECTED_COLUMNS = {
     "outbox": {"id", "place", "message_key", "reply", "version", "created_at", "updated_at", "due_at", "attempts",
                "error", "delivered_at"},
     "outbox_refs": {"place", "message_key", "ref", "updated_at"},
+    "evaluations": {"id", "project_id", "created_by", "created_at", "items", "variants", "result"},
 }
 
 
