@@ -30,26 +30,6 @@ def tickets(n: int, seed: int = 0) -> list[dict[str, str]]:
     return out
 
 
-URGENT = ["asap please", "this is urgent", "I need it today"]
-CALM = ["no rush", "whenever you can", "thanks"]
-
-
-def triage(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """Return `n` Alpaca records of a format task the base model does not already do: a support
-    note becomes `product|order|priority` (P1 when the note is urgent, else P3)."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        product, order, urgent = rng.choice(PRODUCTS), rng.randint(10000, 99999), rng.random() < 0.4
-        out.append({
-            "instruction": "Triage this support note as product|order|priority.",
-            "input": f"{rng.choice(NAMES)}: my {product} {rng.choice(list(ISSUES))}, order {order}, "
-                     f"{rng.choice(URGENT if urgent else CALM)}.",
-            "output": f"{product}|{order}|{'P1' if urgent else 'P3'}",
-        })
-    return out
-
-
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path

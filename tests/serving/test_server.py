@@ -175,7 +175,8 @@ def test_adapters_register_at_runtime_as_with_vllm(world, tmp_path):
 
     client = InferenceClient(world["url"], "base")
     alpha = world["store"].adapter(world["project"]["id"], "alpha")
-    assert httpx.get(world["url"].removesuffix("/v1") + "/healthz").json()["status"] == "ok"
+    health = httpx.get(world["url"].removesuffix("/v1") + "/healthz").json()
+    assert health["status"] == "ok" and health["precision"] == world["host"].precision in {"bf16", "fp32"}
     client.register_adapter("elsewhere/gamma", alpha["path"])  # POST /v1/load_lora_adapter
     openai_client = openai.OpenAI(base_url=world["url"], api_key="x")
     assert "elsewhere/gamma" in {m.id for m in openai_client.models.list().data}
@@ -263,3 +264,39 @@ def test_frequency_and_presence_penalties_count_the_answer_not_the_prompt():
     penalised = GenRequest("base", [], temperature=0.0, frequency_penalty=0.5)
     assert penalised.sampling != GenRequest("base", [], temperature=0.0).sampling  # never batched together
     assert isinstance(penalised.sampling_kwargs(2)["logits_processor"][0], AnswerPenalty)
+
+
+def test_an_evaluation_goes_out_in_full_batches_of_one_variant_and_comes_back_in_order(world, monkeypatch):
+    from bot.arena.battles import Arena
+    from bot.serving.client import InferenceClient
+
+    host = world["host"]
+    batches: list[list[str]] = []
+    generate = host.generate
+
+    def observed(requests):  # the real generate, with the batches it was given written down
+        batches.append([r.model for r in requests])
+        return generate(requests)
+
+    monkeypatch.setattr(host, "generate", observed)
+    arena = Arena(world["settings"], world["store"], InferenceClient(world["url"], "base"))
+    items = [{"prompt": f"Classify the intent of this support message.\n\nmy {'old ' * (i % 7)}kettle broke",
+              "max_tokens": 6} for i in range(40)]
+    answered = dict(arena.answer_each(world["project"], "lora:alpha", items, workers=32))
+    assert sorted(answered) == list(range(40))  # every item, by its index
+    assert all(a.text.startswith("alpha") and a.variant == "lora:alpha" for a in answered.values())
+    # Two waves (32, then the 8 left), each generated as one batch of the one adapter; a wave's
+    # requests open their connections one by one, so a slow machine may split one in two.
+    assert sum(len(b) for b in batches) == 40 and len(batches) <= 3 and max(len(b) for b in batches) >= 24, batches
+    assert {m for b in batches for m in b} == {"arena/alpha"}
+
+
+def test_generation_precision_is_chosen_and_reported():
+    from bot.core.errors import LadderError
+    from bot.serving.host import generation_bf16
+    from trainer.recipe import cpu_has_fast_bf16
+
+    assert generation_bf16("bf16") is True and generation_bf16("fp32") is False
+    assert generation_bf16("auto") is cpu_has_fast_bf16()
+    with pytest.raises(LadderError, match="use auto, bf16 or fp32"):
+        generation_bf16("fp8")
