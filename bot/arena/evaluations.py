@@ -58,8 +58,8 @@ def best_adapter(result: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
 
 
 def headline(metrics: dict[str, Any]) -> tuple[str, float]:
-    """Return (label, value) of the metric that best sums up one variant: schema compliance when
-    a schema was checked, field accuracy for JSON records, else exact match."""
+    """Return (label, value) of the metric that best sums up one variant: field accuracy for
+    JSON records, else schema compliance when a schema was checked, else exact match."""
     for key, label in (("field_accuracy", "field accuracy"), ("schema_compliant", "schema compliance")):
         if metrics.get(key) is not None:
             return label, float(metrics[key])

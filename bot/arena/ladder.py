@@ -57,19 +57,28 @@ def _interview(store: Store, project: dict[str, Any], gpu_prices: dict[str, floa
     return f"recommends {RECOMMENDATION_NAMES[advice.recommendation]}{blocked}"
 
 
-def next_step(store: Store, project: dict[str, Any]) -> tuple[str, str]:
-    """Return (label, command) of the next rung to climb."""
+# What each next step is called and runs, on any project (the sample has its own buttons).
+NEXT_STEPS = {
+    "interview": ("Start the interview", "interview"),
+    "rag": ("Build the RAG baseline", "rag"),
+    "train": ("Train an adapter", "train"),
+    "eval": ("How to evaluate on a held-out set", "help eval"),
+    "compare": ("How to compare answers", "help compare"),
+    "leaderboard": ("Show the leaderboard", "leaderboard"),
+}
+
+
+def next_rung(store: Store, project: dict[str, Any]) -> str:
+    """Return the next step up the ladder, a key of NEXT_STEPS: the first rung not measured yet."""
     from bot.arena.evaluations import latest
 
     counts = store.counts(project["id"])
     if not counts["interview_answers"]:
-        return "Start the interview", "interview"
+        return "interview"
     if not counts["documents"]:
-        return "Build the RAG baseline", "rag"
+        return "rag"
     if not counts["jobs"]:
-        return "Train an adapter", "train"
+        return "train"
     if counts["adapters"] and latest(store, project["id"]) is None:
-        return "How to evaluate on a held-out set", "help eval"
-    if not counts["battles"]:
-        return "How to compare answers", "help compare"
-    return "Show the leaderboard", "leaderboard"
+        return "eval"
+    return "compare" if not counts["battles"] else "leaderboard"

@@ -78,7 +78,7 @@ def _status(ctx: Context) -> list[Reply]:
     project = ctx.require_project()
     if project.get("description") == SAMPLE:
         return list(ctx.engine.run_text(ctx.turn, "sample", project))  # the rungs, with the sample's buttons
-    from bot.arena.ladder import next_step, rungs
+    from bot.arena.ladder import NEXT_STEPS, next_rung, rungs
 
     counts = ctx.store.counts(project["id"])
     rows = (
@@ -89,7 +89,7 @@ def _status(ctx: Context) -> list[Reply]:
         ("adapters", str(counts["adapters"])),
         ("arena battles", str(counts["battles"])),
     )
-    label, command = next_step(ctx.store, project)
+    label, command = NEXT_STEPS[next_rung(ctx.store, project)]
     return [
         Table(("rung", "state"), tuple(rungs(ctx.store, project, ctx.settings.gpu_prices).items()),
               title=f"The ladder on {project['name']}"),

@@ -89,28 +89,17 @@ def start(ctx: Context, name: str) -> list[Reply]:
 
 def checklist(ctx: Context, project: dict[str, Any]) -> list[Reply]:
     """Return the four rungs as a checklist, with what each has measured and the next button."""
-    from bot.arena.evaluations import latest
-    from bot.arena.ladder import rungs
+    from bot.arena.ladder import NEXT_STEPS, next_rung, rungs
 
-    counts = ctx.store.counts(project["id"])
-    if not counts["interview_answers"]:
-        primary = ctx.command_button("Start the interview", "interview", "primary")
-    elif not counts["documents"]:
-        primary = ctx.command_button("Build the RAG baseline", "rag", "primary")
-    elif not counts["jobs"]:
-        primary = ctx.command_button("Train on the sample tickets", "sample train", "primary")
-    elif counts["adapters"] and latest(ctx.store, project["id"]) is None:
-        primary = ctx.command_button("Evaluate on held-out tickets", "sample eval", "primary")
-    elif not counts["battles"]:
-        primary = ctx.command_button("Compare base and adapter", f"compare {TICKET}", "primary")
-    else:
-        primary = ctx.command_button("Show the leaderboard", "leaderboard", "primary")
+    steps = {**NEXT_STEPS, "train": ("Train on the sample tickets", "sample train"),
+             "eval": ("Evaluate on held-out tickets", "sample eval"),
+             "compare": ("Compare base and adapter", f"compare {TICKET}")}
+    step = next_rung(ctx.store, project)
     buttons = (
-        primary,
+        ctx.command_button(*steps[step], "primary"),
         ctx.command_button("Show the interview card", "interview card"),
         ctx.command_button("Ask the handbook", f"ask {QUESTION}"),
-        *(() if primary.label.startswith("Evaluate") else
-          (ctx.command_button("Evaluate on held-out tickets", "sample eval"),)),
+        *(() if step == "eval" else (ctx.command_button(*steps["eval"]),)),
     )
     rows = tuple(rungs(ctx.store, project, ctx.settings.gpu_prices).items())
     return [Table(("rung", "state"), rows, title=f"The ladder on {project['name']}"), Choices("Next:", buttons)]

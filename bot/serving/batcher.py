@@ -17,8 +17,8 @@ class Batcher:
     A batch closes when `window_ms` pass with no new request (a burst keeps it open, up to five
     windows after its first request) or when it holds `max_batch` requests: 60 ms costs a lone
     request next to nothing against seconds of generation, and lets a burst of concurrent
-    requests (an evaluation's, which open their connections one by one) share one batch. Requests that
-    arrive while a batch generates wait for the next one.
+    requests (an evaluation's wave) share one batch. Requests that arrive while a batch
+    generates wait for the next one.
     """
 
     def __init__(self, host: ModelHost, window_ms: float = 60.0, max_batch: int = 32):
