@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from bot.core.errors import LadderError
-from trainer.formats import iter_jsonl
+from trainer.formats import decode_text, iter_jsonl
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".jsonl")
 TEXT_FIELDS = ("text", "content", "body", "page_content", "document", "answer")
@@ -93,14 +93,7 @@ def load_document(path: Path, source: str, max_bytes: int) -> Document:
 
 
 def _decode(data: bytes, source: str) -> str:
-    if b"\x00" in data[:8192]:
-        raise Refused(f"{source}: looks like a binary file, not text; export it as text, PDF or DOCX")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Refused(
-            f"{source}: is not UTF-8 text (undecodable byte at position {exc.start}); re-save it as UTF-8"
-        ) from None
+    return decode_text(data, source, "text, PDF or DOCX", Refused)
 
 
 def _text(data: bytes, source: str) -> tuple[str, list[Section]]:

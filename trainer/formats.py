@@ -8,6 +8,7 @@ is computed on.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -61,16 +62,55 @@ class Parsed:
 
 
 def read_text_file(path: Path, kind: str, save_as: str) -> str:
-    """Return the UTF-8 text of a file the user named, e.g. kind "eval file", save_as "JSONL".
+    """Return the text of a file the user named, e.g. kind "eval file", save_as "JSONL".
 
-    Raises LadderError saying the file is missing or not UTF-8, and how to fix it.
+    UTF-8 (with or without a byte-order mark), UTF-16 and UTF-32 with a byte-order mark are
+    read. Raises LadderError saying the file is missing, a folder, unreadable, binary or in
+    another encoding, and how to fix it.
     """
+    return decode_text(read_file_bytes(path, kind, save_as), f"{kind} {path}", save_as)
+
+
+def read_file_bytes(path: Path, kind: str, save_as: str) -> bytes:
+    """Return the bytes of a file the user named; raise LadderError for a missing path, a
+    folder, or a file this process may not read."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise LadderError(f"{kind} {path} does not exist; check the path") from None
-    except UnicodeDecodeError:
-        raise LadderError(f"{kind} {path} is not UTF-8 text; save it as {save_as}") from None
+    except IsADirectoryError:
+        raise LadderError(f"{kind} {path} is a folder, not a file; give the {save_as} file itself") from None
+    except PermissionError:
+        raise LadderError(f"{kind} {path} cannot be read (permission denied); check its permissions") from None
+
+
+# Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def decode_text(data: bytes, name: str, save_as: str, error: type[LadderError] = LadderError) -> str:
+    """Return `data` as text: by its byte-order mark when it has one (UTF-8, UTF-16, UTF-32),
+    else as UTF-8. Raises `error` naming `name` for binary data, UTF-16 without a mark, or
+    bytes that are not valid in their encoding."""
+    for mark, encoding in _BYTE_ORDER_MARKS:
+        if data.startswith(mark):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                label = encoding.replace("-sig", "").upper()
+                raise error(f"{name} is marked as {label} but is not valid {label}; re-save it as UTF-8 {save_as}") from None
+    head = data[:8192]
+    if b"\x00" in head:
+        pairs = len(head) // 2
+        zeros = sorted((head[0::2].count(0), head[1::2].count(0)))
+        if pairs >= 4 and zeros[1] > 0.7 * pairs and zeros[0] < 0.05 * pairs:  # ASCII-ish text, 2 bytes a letter
+            raise error(f"{name} looks like UTF-16 without a byte-order mark; re-save it as UTF-8 {save_as}")
+        raise error(f"{name} looks binary, not text; save it as {save_as}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{name} is not UTF-8 text (byte {exc.start} cannot be read); re-save it as UTF-8 {save_as}") from None
 
 
 def iter_jsonl(text: str, name: str, error: type[LadderError] = LadderError):
@@ -159,18 +199,10 @@ def read_dataset(path: Path, columns: dict[str, str] | None = None) -> Parsed:
     LadderError when the file as a whole cannot be read (missing, binary, unknown format).
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise LadderError(f"dataset {path} does not exist; check the path") from None
+    data = read_file_bytes(path, "dataset", "JSONL or CSV")
     if not data.strip():
         raise LadderError(f"dataset {path.name} is empty; add examples, one JSON object per line")
-    if b"\x00" in data[:8192]:
-        raise LadderError(f"dataset {path.name} looks binary; use JSONL (one JSON object per line) or CSV")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LadderError(f"dataset {path.name} is not UTF-8 (byte {exc.start}); re-save it as UTF-8") from None
+    text = decode_text(data, f"dataset {path.name}", "JSONL (one JSON object per line) or CSV")
     if path.suffix.lower() == ".csv":
         return _read_csv(path.name, text, columns)
     if path.suffix.lower() == ".json" and text.lstrip().startswith("["):

@@ -34,6 +34,10 @@ def model_folder(spec: str, what: str = "base model") -> tuple[Path, str]:
     path = Path(spec).expanduser()
     if path.is_dir():
         return path, "folder"
+    if looks_like_path(spec):  # never worth a hub download hint
+        state = "is a file, not a model folder" if path.exists() else "does not exist"
+        raise LadderError(f"{what} {spec!r} {state}; point it at a folder with config.json and the weights, "
+                          "or name a catalogue model (`ladder models list`)")
     entry = catalogue.lookup(spec)
     if entry is not None and spec == entry.name:
         return catalogue.resolve(spec), "catalogue"  # raises when it is not pulled or was changed
@@ -50,6 +54,12 @@ def model_folder(spec: str, what: str = "base model") -> tuple[Path, str]:
         f"{what} {spec!r} is not a catalogue model, a local folder or in the Hugging Face cache; `ladder models "
         f"list` shows the catalogue, or download it (`{download_command()} {spec}` on a machine with internet)"
     )
+
+
+def looks_like_path(spec: str) -> bool:
+    """True when `spec` names a place on disk rather than a hub id ("org/name")."""
+    return (spec.startswith(("/", "./", "../", "~", ".\\")) or spec.count("/") > 1 or "\\" in spec
+            or Path(spec).expanduser().exists())
 
 
 def resolve_base_model(base: str) -> tuple[Path, str]:

@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -109,6 +110,22 @@ def _warn_about_an_old_home(settings) -> None:
 def current_user(settings) -> str:
     """Return who is acting: LADDER_USER, else the login name."""
     return settings.user or getpass.getuser()
+
+
+@contextmanager
+def project_or_new(store, name: str, user: str):
+    """Yield the project row named `name`, creating it when there is none; a project created
+    here is dropped again if the command fails before anything is stored in it."""
+    row = store.get_project(name)
+    if row is not None:
+        yield row
+        return
+    row = store.create_project(name, user, None)
+    try:
+        yield row
+    except BaseException:
+        store.drop_unused_project(row["id"], user)
+        raise
 
 
 def emit_json(document: Any) -> None:

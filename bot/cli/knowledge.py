@@ -16,6 +16,7 @@ from bot.cli.app import (
     current_user,
     emit_json,
     note,
+    project_or_new,
     rag_app,
     render_human,
     services,
@@ -24,18 +25,12 @@ from bot.cli.app import (
 from bot.core.errors import LadderError
 
 
-def _knowledge(project_name: str, create: bool = False):
-    """Return (settings, store, knowledge base, project row) for a RAG command."""
+def _knowledge(project_name: str):
+    """Return (settings, store, knowledge base, project row) for a RAG command on an existing project."""
     from rag.index import KnowledgeBase
 
     settings, store, _ = services()
-    user = current_user(settings)
-    project = store.get_project(project_name)
-    if project is None:
-        if not create:
-            store.require_project(project_name)  # raises, naming the known projects
-        project = store.create_project(project_name, user, None)
-    return settings, store, KnowledgeBase(settings, store), project
+    return settings, store, KnowledgeBase(settings, store), store.require_project(project_name)
 
 
 @rag_app.command("ingest")
@@ -48,37 +43,39 @@ def rag_ingest(
     """Ingest documents into the project's Chroma collection; unchanged files are skipped."""
     from rich.progress import Progress as RichProgress
 
-    from rag.index import expand_paths
+    from rag.index import KnowledgeBase, expand_paths
 
     if not paths and not reindex:
         raise LadderError("give files or folders to ingest, or --reindex to rebuild the index")
-    settings, store, kb, row = _knowledge(project, create=True)
+    settings, store, _ = services()
     user = current_user(settings)
-    result: dict[str, Any] = {}
-    if reindex:
-        result["reindex"] = kb.reindex(row, user)
-    if paths:
-        ingestion = kb.ingest(row, expand_paths(paths), user)
-        with RichProgress(transient=True, disable=not sys.stderr.isatty()) as bar:
-            task = bar.add_task("ingesting", total=len(ingestion.files))
-            for done, total, source in ingestion.steps():
-                bar.update(task, completed=done, total=total, description=source or "ingesting")
-        report = ingestion.report
-        result.update(report.to_dict())
-        note(report.note)
-    if as_json:
-        emit_json(result)
-    else:
-        if paths:
-            typer.echo(ingestion.report.summary())
-            for refusal in ingestion.report.refused:
-                typer.echo(f"refused {refusal['reason']}")
+    with project_or_new(store, project, user) as row:  # nothing ingested: no new project left behind
+        kb = KnowledgeBase(settings, store)
+        result: dict[str, Any] = {}
         if reindex:
-            typer.echo(f"re-indexed {result['reindex']['chunks']} chunks with {result['reindex']['embedder']}")
-    if paths and ingestion.report.refused and not (
-        ingestion.report.added or ingestion.report.replaced or ingestion.report.unchanged
-    ):
-        raise SystemExit(1)
+            result["reindex"] = kb.reindex(row, user)
+        if paths:
+            ingestion = kb.ingest(row, expand_paths(paths), user)
+            with RichProgress(transient=True, disable=not sys.stderr.isatty()) as bar:
+                task = bar.add_task("ingesting", total=len(ingestion.files))
+                for done, total, source in ingestion.steps():
+                    bar.update(task, completed=done, total=total, description=source or "ingesting")
+            report = ingestion.report
+            result.update(report.to_dict())
+            note(report.note)
+        if as_json:
+            emit_json(result)
+        else:
+            if paths:
+                typer.echo(ingestion.report.summary())
+                for refusal in ingestion.report.refused:
+                    typer.echo(f"refused {refusal['reason']}")
+            if reindex:
+                typer.echo(f"re-indexed {result['reindex']['chunks']} chunks with {result['reindex']['embedder']}")
+        if paths and ingestion.report.refused and not (
+            ingestion.report.added or ingestion.report.replaced or ingestion.report.unchanged
+        ):
+            raise SystemExit(1)
 
 
 @rag_app.command("ask")

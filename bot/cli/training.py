@@ -19,6 +19,7 @@ from bot.cli.app import (
     emit_json,
     jobs_app,
     note,
+    project_or_new,
     render_human,
     services,
     settings_from_env,
@@ -92,16 +93,16 @@ def train(
 
     settings, store, _ = services()
     user = current_user(settings)
-    row = store.get_project(project) or store.create_project(project, user, None)
-    overrides: dict[str, Any] = {"max_length": max_length, "gradient_checkpointing": gradient_checkpointing}
-    for key, value in (("max_steps", max_steps), ("epochs", epochs), ("learning_rate", learning_rate),
-                       ("eval_steps", eval_steps), ("batch_size", batch_size)):
-        if value is not None:
-            overrides[key] = value
-    if general_data:
-        overrides.update(general_file=str(general_data.resolve()), general_ratio=general_ratio)
-    plan = plan_job(settings, store, row, data, base_model or settings.base_model, method.value, name, overrides, columns)
-    job_id = enqueue(settings, store, plan, user, platform="cli")
+    with project_or_new(store, project, user) as row:  # a failed check leaves no new project behind
+        overrides: dict[str, Any] = {"max_length": max_length, "gradient_checkpointing": gradient_checkpointing}
+        for key, value in (("max_steps", max_steps), ("epochs", epochs), ("learning_rate", learning_rate),
+                           ("eval_steps", eval_steps), ("batch_size", batch_size)):
+            if value is not None:
+                overrides[key] = value
+        if general_data:
+            overrides.update(general_file=str(general_data.resolve()), general_ratio=general_ratio)
+        plan = plan_job(settings, store, row, data, base_model or settings.base_model, method.value, name, overrides, columns)
+        job_id = enqueue(settings, store, plan, user, platform="cli")
     for warning in plan.notes:
         note(warning)
     if not as_json:

@@ -171,6 +171,24 @@ class Store:
             self._audit(db, user, "project.create", project_id, name, {"place": place})
         return self.project_by_id(project_id)
 
+    def drop_unused_project(self, project_id: int, user: str) -> bool:
+        """Delete a project that holds nothing yet (the command that created it failed); return
+        whether it was deleted. A project with any documents, data, jobs, adapters, battles,
+        evaluations, interview answers or chat turns is kept."""
+        holders = ("documents", "datasets", "jobs", "adapters", "battles", "evaluations", "interview_sessions",
+                   "interview_answers", "turns", "actions")
+        with self.atomic() as db:
+            if any(db.execute(f"SELECT 1 FROM {table} WHERE project_id = ? LIMIT 1", [project_id]).fetchone()
+                   for table in holders):
+                return False
+            row = db.execute("SELECT name FROM projects WHERE id = ?", [project_id]).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM places WHERE project_id = ?", [project_id])
+            db.execute("DELETE FROM projects WHERE id = ?", [project_id])
+            self._audit(db, user, "project.drop", project_id, row[0], {"reason": "the command that created it failed"})
+        return True
+
     def get_project(self, name: str) -> dict[str, Any] | None:
         """Return the project row named `name`, or None."""
         rows = list(self.db["projects"].rows_where("name = ?", [name], limit=1))

@@ -89,12 +89,15 @@ class Facts(BaseModel):
 FACT_KEYS: tuple[str, ...] = tuple(Facts.model_fields)
 
 
-def parse_facts(data: Any, source: str = "facts") -> Facts:
-    """Return validated `Facts` from a dict; raise LadderError naming the first bad key."""
+def parse_facts(data: Any, source: str = "facts", strict: bool = False) -> Facts:
+    """Return validated `Facts` from a dict; raise LadderError naming the first bad key.
+
+    `strict` (a facts file) takes JSON's own types only: "yes" is not true, true is not a
+    count, "500" is not a number. Chat answers come already parsed, so they need not be."""
     if not isinstance(data, dict):
         raise LadderError(f"{source} must be a JSON object of facts, like {{\"failure_modes\": [\"knowledge\"]}}")
     try:
-        return Facts.model_validate(data)
+        return Facts.model_validate(data, strict=strict)
     except ValidationError as exc:
         raise LadderError(f"{source}: {_describe(exc.errors()[0])}") from None
 
@@ -118,7 +121,7 @@ def load_facts(path: Path) -> Facts:
         raise LadderError(
             f"facts file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); fix the JSON"
         ) from None
-    return parse_facts(data, f"facts file {path}")
+    return parse_facts(data, f"facts file {path}", strict=True)
 
 
 def _describe(error: dict) -> str:
@@ -134,6 +137,14 @@ def _describe(error: dict) -> str:
         limit = next(iter(ctx.values()))
         limit = f"{limit:g}" if isinstance(limit, (int, float)) else limit
         return f"{key!r} must be {bounds} {limit}, got {error['input']!r}"
+    if kind == "bool_type":
+        return f"{key!r} must be true or false (JSON, without quotes), got {error['input']!r}"
+    if kind in {"int_type", "int_from_float"}:
+        return f"{key!r} must be a whole number, got {error['input']!r}"
+    if kind == "float_type":
+        return f"{key!r} must be a number, got {error['input']!r}"
+    if kind in {"string_type", "list_type"}:
+        return f"{key!r} must be {'text' if kind == 'string_type' else 'a list'}, got {error['input']!r}"
     if kind == "literal_error":
         return f"{key!r} must be one of {ctx.get('expected')}, got {error['input']!r}"
     return f"{key!r} is invalid ({error['msg']}), got {error['input']!r}"

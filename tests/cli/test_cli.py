@@ -207,3 +207,28 @@ def test_estimate_refuses_what_no_gpu_holds(home):
     assert proc.returncode == 1 and "no single GPU in the table holds" in proc.stderr
     proc = run_cli("estimate", "--params-b", "7", "--method", "lora", "--examples", "10", "--gpu", "TPU", "--json", home=home)
     assert proc.returncode == 1 and "unknown GPU 'TPU'" in proc.stderr
+
+
+def test_a_command_that_fails_leaves_no_new_project_behind(tmp_path, home, tiny_model_dir):
+    from bot.core.store import Store
+
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(json.dumps({"prompt": f"q{i}", "completion": f"a{i}"}) + "\n" for i in range(5)))
+    attempts = [
+        ["train", "--project", "fresh-one", "--data", str(small), "--base-model", str(tiny_model_dir)],  # too few
+        ["train", "--project", "fresh-two", "--data", str(small), "--base-model", str(tmp_path / "no-model")],
+        ["rag", "ingest", "--project", "fresh-three", str(tmp_path / "missing.md")],
+    ]
+    for args in attempts:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code != 0, args
+    store = Store(home / "ladder.db")
+    assert [p["name"] for p in store.list_projects()] == []
+    # A path is never sent to the hub: no download hint for it.
+    result = CliRunner().invoke(app, attempts[1])
+    assert "does not exist; point it at a folder with config.json" in str(result.exception)
+    assert "download" not in str(result.exception)
+    # An existing project is never dropped, whatever fails.
+    store.create_project("kept", "ana")
+    CliRunner().invoke(app, ["rag", "ingest", "--project", "kept", str(tmp_path / "missing.md")])
+    assert [p["name"] for p in store.list_projects()] == ["kept"]

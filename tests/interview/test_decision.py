@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from bot.core.errors import LadderError
@@ -239,3 +242,19 @@ def test_examples_needed_depend_on_the_failure(modes, examples, blocked, needed)
             assert f"Collect {needed - examples:,} more" in blocker.text
     if modes == ["reasoning"] and examples == 3000:
         assert "reasoning-data" in {w.rule for w in advice.warnings}
+
+
+def test_a_facts_file_takes_json_types_only_and_names_the_key(tmp_path):
+    from bot.interview.decision import load_facts
+
+    facts = tmp_path / "facts.json"
+    for key, value, says in [("prompting_tried", "yes", "must be true or false (JSON, without quotes), got 'yes'"),
+                             ("examples", True, "must be a whole number, got True"),
+                             ("examples", "500", "must be a whole number, got '500'"),
+                             ("prompt_quality", "0.5", "must be a number, got '0.5'"),
+                             ("failure_modes", "format", "must be a list, got 'format'")]:
+        facts.write_text(json.dumps({**READY, "failure_modes": ["format"], key: value}))
+        with pytest.raises(LadderError, match=re.escape(f"facts file {facts}: {key!r} {says}")):
+            load_facts(facts)
+    facts.write_text(json.dumps({**READY, "failure_modes": ["format"], "prompt_quality": 1}))  # a whole number is a number
+    assert load_facts(facts).prompt_quality == 1

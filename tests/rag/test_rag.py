@@ -98,7 +98,7 @@ def test_bad_files_are_refused_by_name_and_nothing_stored_is_lost(kb, tmp_path, 
     assert report.added == ["shipping.txt"]
     assert "is not supported" in reasons["tool.exe"]
     assert "the file is empty" in reasons["empty.txt"]
-    assert "binary file" in reasons["blob.txt"]
+    assert "looks binary" in reasons["blob.txt"]
     assert "not UTF-8" in reasons["latin.md"] and "re-save it as UTF-8" in reasons["latin.md"]
     assert "line 3 is not valid JSON" in reasons["broken.jsonl"]
     assert "has no text field" in reasons["notext.jsonl"]

@@ -300,3 +300,30 @@ def test_generation_precision_is_chosen_and_reported():
     assert generation_bf16("auto") is cpu_has_fast_bf16()
     with pytest.raises(LadderError, match="use auto, bf16 or fp32"):
         generation_bf16("fp8")
+
+
+def test_a_big_batch_of_one_adapter_runs_merged_and_the_base_weights_come_back_exactly(world, monkeypatch):
+    import torch
+
+    from bot.serving.host import MERGE_ROWS, GenRequest
+
+    host = world["host"]
+    monkeypatch.setattr(host, "autocast", True)  # merging is for bf16 batches on a CPU (whatever this one has)
+    key = host.ensure("arena/alpha")
+    [base_alone] = host.generate([GenRequest("base", PROMPT, max_tokens=6, temperature=0)])
+    layer = next(m for m in host.model.modules() if hasattr(m, "lora_A") and key in m.lora_A)
+    original = layer.base_layer.weight.detach().clone()
+    expected = original + layer.scaling[key] * (layer.lora_B[key].weight @ layer.lora_A[key].weight).detach()
+
+    merged = host.generate([GenRequest("arena/alpha", PROMPT, max_tokens=6, temperature=0)] * MERGE_ROWS)
+    assert host.merged == key and {r.text for r in merged} == {merged[0].text} and merged[0].text.startswith("alpha")
+    assert torch.allclose(layer.base_layer.weight, expected, atol=1e-6)  # merged = base + scale * B @ A
+    # A small batch, base answers and a mixed batch all run unmerged, on the base's own weights.
+    [alone] = host.generate([GenRequest("arena/alpha", PROMPT, max_tokens=6, temperature=0)])
+    assert host.merged is None and alone.text == merged[0].text
+    assert torch.equal(layer.base_layer.weight, original)  # the base's own weights, not a subtraction
+    host.generate([GenRequest("arena/alpha", PROMPT, max_tokens=6, temperature=0)] * MERGE_ROWS)
+    mixed = host.generate([GenRequest("base", PROMPT, max_tokens=6, temperature=0),
+                           GenRequest("arena/beta", PROMPT, max_tokens=6, temperature=0)])
+    assert host.merged is None and mixed[0].text == base_alone.text and mixed[1].text.startswith("beta")
+    assert torch.equal(layer.base_layer.weight, original)

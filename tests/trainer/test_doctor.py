@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -261,5 +262,51 @@ def test_named_input_files_that_are_missing_or_not_utf8_say_so_and_how_to_fix(tm
                                 (load_facts, "facts file", "JSON")]:
         with pytest.raises(LadderError, match=f"{kind} .*nowhere.jsonl does not exist; check the path"):
             load(tmp_path / "nowhere.jsonl")
-        with pytest.raises(LadderError, match=f"{kind} .*latin.jsonl is not UTF-8 text; save it as {save_as}$"):
+        with pytest.raises(LadderError, match=rf"{kind} .*latin.jsonl is not UTF-8 text \(byte 3 cannot be read\); "
+                                              f"re-save it as UTF-8 {save_as}$"):
             load(latin)
+
+
+def test_a_folder_or_another_unicode_encoding_where_a_file_is_expected(tmp_path):
+    import codecs
+
+    from bot.arena.heldout import load_items
+    from bot.interview.decision import load_facts
+    from rag.evaluation import load_eval_questions
+    from trainer.formats import read_dataset
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    row = '{"question": "when do parcels ship?", "answer": "the same day", "source": "shipping.md"}\n'
+    encoded = {"utf8-bom": codecs.BOM_UTF8 + row.encode(), "utf16": row.encode("utf-16"),
+               "utf16be": codecs.BOM_UTF16_BE + row.encode("utf-16-be"), "utf32": row.encode("utf-32")}
+    for load, kind in [(load_items, "eval file"), (load_eval_questions, "questions file")]:
+        with pytest.raises(LadderError, match=f"^{kind} .*folder is a folder, not a file; give the JSONL file itself$"):
+            load(folder)
+        for name, data in encoded.items():  # read by their byte-order marks, like plain UTF-8
+            (tmp_path / f"{name}.jsonl").write_bytes(data)
+            assert len(load(tmp_path / f"{name}.jsonl")) == 1, name
+    with pytest.raises(LadderError, match="^facts file .*folder is a folder, not a file; give the JSON file itself$"):
+        load_facts(folder)
+    with pytest.raises(LadderError, match="^dataset .*folder is a folder, not a file; give the JSONL or CSV file"):
+        read_dataset(folder)
+    chat = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+    (tmp_path / "train16.jsonl").write_bytes(chat.encode("utf-16"))
+    assert len(read_dataset(tmp_path / "train16.jsonl").examples) == 1
+    (tmp_path / "nomark.jsonl").write_bytes(chat.encode("utf-16-le"))  # no byte-order mark: named, not "binary"
+    with pytest.raises(LadderError, match="looks like UTF-16 without a byte-order mark; re-save it as UTF-8"):
+        read_dataset(tmp_path / "nomark.jsonl")
+    (tmp_path / "bad16.jsonl").write_bytes(codecs.BOM_UTF16_LE + b"\x00\xd8")  # a lone surrogate
+    with pytest.raises(LadderError, match="is marked as UTF-16 but is not valid UTF-16; re-save it as UTF-8"):
+        load_items(tmp_path / "bad16.jsonl")
+
+
+def test_the_cli_says_one_line_for_a_folder_given_as_a_file(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LADDER_HOME": str(tmp_path / "home")}
+    for args in (["advise", "--answers", str(tmp_path)], ["data", "check", str(tmp_path)]):
+        done = subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, env=env)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, (args, done.stderr)
+        assert done.stderr.strip().count("\n") == 0 and "is a folder, not a file" in done.stderr, (args, done.stderr)
