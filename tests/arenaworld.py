@@ -36,10 +36,10 @@ def world(tiny_model_dir, tmp_path_factory):
         store.add_adapter(project["id"], None, name, str(tiny_model_dir), "lora", summary["adapter"], summary["metrics"], "ana")
     lookup, names = registry_from_store(store)
     host = ModelHost(str(tiny_model_dir), lookup, max_adapters=4, names=names)
-    server = make_server(host, "127.0.0.1", 0)
+    server = make_server(host, "127.0.0.1", 0, lora_root=home / "adapters")  # runtime LoRA loading on, as vLLM's tests
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    yield {"settings": settings, "store": store, "project": project, "host": host, "url": url}
+    yield {"settings": settings, "store": store, "project": project, "host": host, "url": url, "server": server}
     server.shutdown()
     store.close()
 

@@ -137,13 +137,20 @@ def serve_models(
     max_adapters: Annotated[Optional[int], typer.Option("--max-adapters", min=1, help="Adapters kept resident (LRU).")] = None,
 ) -> None:
     """Serve an OpenAI-compatible model server: one base model plus hot-swapped adapters."""
-    from bot.serving.http import model_server
+    from bot.serving.http import is_loopback, model_server
 
     settings, store, _ = services()
+    key = settings.inference_api_key.get_secret_value() if settings.inference_api_key else ""
+    if not key and not is_loopback(host):
+        raise LadderError(f"serve models would listen on {host} with no API key, open to anyone who can reach it; "
+                          "set LADDER_INFERENCE_API_KEY (its clients send the same one) or listen on 127.0.0.1")
     base = base_model or _served_base(settings, store)
+    lora_root = settings.home / "adapters" if settings.allow_runtime_lora_updating else None
     server = model_server(store, base, max_adapters or settings.max_adapters, host, port,
-                          precision=settings.generation_precision, max_batch=settings.max_batch)
-    typer.echo(f"serving {base} and its adapters at http://{host}:{port}/v1 (Ctrl-C to stop)", err=True)
+                          precision=settings.generation_precision, max_batch=settings.max_batch,
+                          api_key=key or None, lora_root=lora_root)
+    typer.echo(f"serving {base} and its adapters at http://{host}:{port}/v1"
+               f"{' (API key required)' if key else ''} (Ctrl-C to stop)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

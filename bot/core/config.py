@@ -65,7 +65,8 @@ class Settings(BaseSettings):
         None, description="OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) that writes RAG answers; unset returns passages only."
     )
     inference_model: str = Field("base", description="Model name sent to LADDER_INFERENCE_URL for base answers.")
-    inference_api_key: SecretStr | None = Field(None, description="API key for LADDER_INFERENCE_URL, if it needs one. Secret.")
+    inference_api_key: SecretStr | None = Field(None, description="API key for LADDER_INFERENCE_URL, if it needs one; `ladder serve models` requires it from every client, and needs one to listen beyond this machine. Secret.")
+    allow_runtime_lora_updating: bool = Field(False, description="Let `ladder serve models` load adapters named at runtime (vLLM's /v1/load_lora_adapter): off by default, and then only folders inside LADDER_HOME/adapters, safetensors weights only. Registered adapters are served by name either way.")
     inference_timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for the inference endpoint before giving up.")
     base_model: str = Field(
         DEFAULT_BASE,

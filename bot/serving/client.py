@@ -16,6 +16,8 @@ import httpx
 from bot.core.config import Settings
 from bot.core.errors import LadderError
 
+RUNTIME_LORA_OFF = "runtime_lora_off"  # `ladder serve models`' error code while its runtime LoRA routes are off
+
 logger = logging.getLogger("ladder.inference")
 
 
@@ -57,6 +59,8 @@ class InferenceClient:
         already has is unloaded and loaded again, so a re-trained adapter never serves old
         weights. Raises LadderError when the server refuses."""
         response = self._lora("load_lora_adapter", {"lora_name": name, "lora_path": path})
+        if response.status_code == 404 and RUNTIME_LORA_OFF in response.text:
+            return  # `ladder serve models` with runtime loading off serves registered adapters by name
         if response.status_code != 200 and "already" in response.text:
             self._lora("unload_lora_adapter", {"lora_name": name})
             response = self._lora("load_lora_adapter", {"lora_name": name, "lora_path": path})

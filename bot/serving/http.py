@@ -6,16 +6,20 @@ is an error event, never a JSON 500, and a client that hangs up stops the genera
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import os
 import secrets
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from bot.core.errors import LadderError
 from bot.serving.batcher import Batcher
+from bot.serving.client import RUNTIME_LORA_OFF
 from bot.serving.host import BASE, GenRequest, ModelHost, UnknownModel
 
 logger = logging.getLogger("ladder.serving")
@@ -62,10 +66,40 @@ def parse_request(body: dict[str, Any]) -> tuple[GenRequest, bool]:
     return request, bool(body.get("stream"))
 
 
+def runtime_adapter_folder(raw: str, root: Path) -> Path:
+    """Return the adapter folder `raw` names for runtime loading, when it is one Ladder may load:
+    inside `root` (Ladder's adapters folder), with no `..` and no symlink on the way or among its
+    files, holding adapter_config.json and safetensors weights. Raises LadderError otherwise."""
+    path = Path(raw)
+    if ".." in path.parts:
+        raise LadderError("lora_path may not contain '..'; give the adapter's folder under Ladder's adapters folder")
+    folder = Path(os.path.abspath(root / path))
+    top = Path(os.path.abspath(root))
+    if folder != top and top not in folder.parents:
+        raise LadderError(f"lora_path {raw} is outside Ladder's adapters folder ({top}); only adapters Ladder "
+                          "trained or registered there are loaded")
+    steps = [folder, *[p for p in folder.parents if top in p.parents]]  # below the adapters folder
+    files = [folder / "adapter_config.json", folder / "adapter_model.safetensors"]
+    if any(p.is_symlink() for p in steps + files):
+        raise LadderError(f"lora_path {raw} goes through a symbolic link; give the adapter's real folder")
+    if not files[0].exists():
+        raise LadderError(f"{raw} holds no LoRA adapter (no adapter_config.json); give the adapter's folder")
+    if not files[1].exists():
+        raise LadderError(f"{raw} has no adapter_model.safetensors; only safetensors weights are loaded (pickled "
+                          ".bin weights can run code); save the adapter with safetensors")
+    return folder
+
+
 def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, batch_window_ms: float = 60.0,
-                max_batch: int = 32):
-    """Return a ThreadingHTTPServer serving the OpenAI-compatible API for `host`."""
+                max_batch: int = 32, api_key: str | None = None, lora_root: Path | None = None):
+    """Return a ThreadingHTTPServer serving the OpenAI-compatible API for `host`.
+
+    With `api_key`, every route but the health check needs `Authorization: Bearer KEY`. The
+    runtime LoRA routes (vLLM's load/unload_lora_adapter) are off unless `lora_root` is set (the
+    server's `lora_root` attribute, read per request), and then load only from inside it.
+    """
     batcher = Batcher(host, window_ms=batch_window_ms, max_batch=max_batch)
+    expected = f"Bearer {api_key}".encode() if api_key else None
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -97,20 +131,39 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
                 self._error(400, exc.message, "invalid_request")
             return None
 
+        def _allowed(self) -> bool:
+            """True when no key is set or the request carries it; else answer 401."""
+            if expected is None or hmac.compare_digest(self.headers.get("Authorization", "").encode(), expected):
+                return True
+            self._json(401, {"error": {"message": "missing or wrong API key; send Authorization: Bearer "
+                                                  "<LADDER_INFERENCE_API_KEY>", "type": "invalid_request_error",
+                                       "code": "invalid_api_key"}})
+            return False
+
         def do_GET(self):  # noqa: N802 - http.server API
+            if self.path.rstrip("/") in {"/health", "/healthz"}:
+                self._json(200, {"status": "ok", "base_model": host.base_id, "precision": host.precision,
+                                 "resident": [ref.name for ref in host.resident.values()]})
+                return
+            if not self._allowed():
+                return
             if self.path.rstrip("/") in {"/v1/models", "/models"}:
                 created = int(time.time())
                 self._json(200, {"object": "list", "data": [
                     {"id": name, "object": "model", "created": created, "owned_by": "ladder"} for name in host.models()
                 ]})
-            elif self.path.rstrip("/") in {"/health", "/healthz"}:
-                self._json(200, {"status": "ok", "base_model": host.base_id, "precision": host.precision,
-                                 "resident": [ref.name for ref in host.resident.values()]})
             else:
                 self._error(404, f"no route {self.path}; use /v1/chat/completions or /v1/models", "not_found")
 
         def do_POST(self):  # noqa: N802 - http.server API
+            if not self._allowed():
+                return
             if self.path.rstrip("/") in {"/v1/load_lora_adapter", "/v1/unload_lora_adapter"}:
+                if self.server.lora_root is None:
+                    self._error(404, "runtime LoRA loading is off: this server serves the adapters Ladder registered "
+                                "by name; set LADDER_ALLOW_RUNTIME_LORA_UPDATING=true to load others at runtime",
+                                RUNTIME_LORA_OFF)
+                    return
                 self._adapters(self.path.rstrip("/").rsplit("/", 1)[-1])
                 return
             if self.path.rstrip("/") not in {"/v1/chat/completions", "/chat/completions"}:
@@ -156,7 +209,7 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
                     return f"Success: LoRA adapter '{name}' removed successfully."
                 if not isinstance(body.get("lora_path"), str):
                     raise LadderError("give lora_path: the adapter's folder")
-                host.load_adapter(name, body["lora_path"])
+                host.load_adapter(name, str(runtime_adapter_folder(body["lora_path"], self.server.lora_root)))
                 return f"Success: LoRA adapter '{name}' added successfully."
 
             text = self._with_body(change)
@@ -221,11 +274,13 @@ def make_server(host: ModelHost, address: str = "127.0.0.1", port: int = 8000, b
 
     server = QuietServer((address, port), Handler)
     server.daemon_threads = True
+    server.lora_root = Path(lora_root) if lora_root is not None else None
     return server
 
 
 def model_server(store, base_model: str, max_adapters: int, address: str = "127.0.0.1", port: int = 0,
-                 precision: str = "auto", max_batch: int = 32):
+                 precision: str = "auto", max_batch: int = 32, api_key: str | None = None,
+                 lora_root: Path | None = None):
     """Return the OpenAI-compatible server for `base_model` and the registry's adapters, not yet
     serving (call `serve_forever`): `ladder serve models` and the in-process server of
     `ladder chat` are the same server. Raises LadderError when the base model is not on disk."""
@@ -233,7 +288,19 @@ def model_server(store, base_model: str, max_adapters: int, address: str = "127.
 
     lookup, names = registry_from_store(store)  # reads the store from whichever thread serves
     return make_server(ModelHost(base_model, lookup, max_adapters, names, precision), address, port,
-                       max_batch=max_batch)
+                       max_batch=max_batch, api_key=api_key, lora_root=lora_root)
+
+
+def is_loopback(address: str) -> bool:
+    """True when `address` only accepts connections from this machine."""
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 class QuietServer(ThreadingHTTPServer):

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import openai
@@ -181,7 +182,9 @@ def test_adapters_register_at_runtime_as_with_vllm(world, tmp_path):
     openai_client = openai.OpenAI(base_url=world["url"], api_key="x")
     assert "elsewhere/gamma" in {m.id for m in openai_client.models.list().data}
     assert ask(openai_client, "elsewhere/gamma").startswith("alpha")
-    refused = httpx.post(world["url"] + "/load_lora_adapter", json={"lora_name": "x/y", "lora_path": str(tmp_path)})
+    empty = world["settings"].home / "adapters" / "empty"
+    empty.mkdir(exist_ok=True)
+    refused = httpx.post(world["url"] + "/load_lora_adapter", json={"lora_name": "x/y", "lora_path": str(empty)})
     assert refused.status_code == 400 and "no adapter_config.json" in refused.text
     again = httpx.post(world["url"] + "/load_lora_adapter", json={"lora_name": "elsewhere/gamma",
                                                                    "lora_path": alpha["path"]})
@@ -202,7 +205,7 @@ def test_a_runtime_adapter_whose_files_are_deleted_is_not_served_from_memory(wor
     from bot.serving.client import InferenceClient
 
     alpha = world["store"].adapter(world["project"]["id"], "alpha")
-    copy = shutil.copytree(alpha["path"], tmp_path / "copy" / "adapter")
+    copy = shutil.copytree(alpha["path"], world["settings"].home / "adapters" / "copy" / "adapter")
     InferenceClient(world["url"], "base").register_adapter("gone/copy", str(copy))
     openai_client = openai.OpenAI(base_url=world["url"], api_key="x")
     assert ask(openai_client, "gone/copy").startswith("alpha")
@@ -213,7 +216,7 @@ def test_a_runtime_adapter_whose_files_are_deleted_is_not_served_from_memory(wor
 
 
 def test_a_finished_job_is_registered_with_the_inference_server_and_reloaded_when_lost(world, home, tmp_path,
-                                                                                        tiny_model_dir):
+                                                                                        tiny_model_dir, monkeypatch):
     from trainfiles import tickets, write_jsonl
 
     from bot.arena.battles import Arena
@@ -223,6 +226,7 @@ def test_a_finished_job_is_registered_with_the_inference_server_and_reloaded_whe
     from bot.training.jobs import Worker, enqueue, plan_job
 
     settings = Settings(_env_file=None, home=home, inference_url=world["url"])
+    monkeypatch.setattr(world["server"], "lora_root", home / "adapters")  # the server shares this job's home
     store = Store(settings.db_path)
     project = store.create_project("remote", "ana")
     data = write_jsonl(tmp_path / "t.jsonl", tickets(160))
@@ -327,3 +331,65 @@ def test_a_big_batch_of_one_adapter_runs_merged_and_the_base_weights_come_back_e
                            GenRequest("arena/beta", PROMPT, max_tokens=6, temperature=0)])
     assert host.merged is None and mixed[0].text == base_alone.text and mixed[1].text.startswith("beta")
     assert torch.equal(layer.base_layer.weight, original)
+
+
+def test_runtime_adapters_load_only_from_the_adapters_folder_as_safetensors(world, tmp_path):
+    import shutil
+
+    root = world["settings"].home / "adapters"
+    alpha = Path(world["store"].adapter(world["project"]["id"], "alpha")["path"])
+
+    def load(path) -> httpx.Response:
+        return httpx.post(world["url"] + "/load_lora_adapter", json={"lora_name": "probe/x", "lora_path": str(path)})
+
+    outside = shutil.copytree(alpha, tmp_path / "outside")
+    assert load(outside).status_code == 400 and "outside Ladder's adapters folder" in load(outside).text
+    assert "may not contain '..'" in load(root / "alpha" / ".." / "alpha" / "adapter").text
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    assert "goes through a symbolic link" in load(root / "link").text
+    pickled = shutil.copytree(alpha, root / "pickled")
+    (pickled / "adapter_model.safetensors").rename(pickled / "adapter_model.bin")
+    assert "only safetensors weights are loaded" in load(pickled).text
+    assert "probe/x" not in world["host"].loaded
+    relative = load("alpha/adapter")  # a path relative to the adapters folder
+    assert relative.status_code == 200 and "probe/x" in world["host"].loaded
+    httpx.post(world["url"] + "/unload_lora_adapter", json={"lora_name": "probe/x"})
+
+
+def test_runtime_loading_is_off_unless_allowed_and_a_key_guards_every_route(tiny_model_dir, tmp_path):
+    import threading
+
+    from bot.serving.client import InferenceClient
+    from bot.serving.http import make_server
+
+    host = ModelHost(str(tiny_model_dir), lambda name: None)
+    server = make_server(host, "127.0.0.1", 0, api_key="s3cret")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert httpx.get(url + "/healthz").status_code == 200  # probes need no key
+        assert httpx.get(url + "/v1/models").status_code == 401
+        wrong = {"Authorization": "Bearer guess"}
+        assert httpx.post(url + "/v1/chat/completions", headers=wrong, json={"model": "base"}).status_code == 401
+        client = openai.OpenAI(base_url=url + "/v1", api_key="s3cret")
+        assert client.chat.completions.create(model="base", messages=PROMPT, max_tokens=2).choices
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=url + "/v1", api_key="guess").models.list()
+        off = httpx.post(url + "/v1/load_lora_adapter", headers={"Authorization": "Bearer s3cret"},
+                         json={"lora_name": "a/b", "lora_path": str(tmp_path)})
+        assert off.status_code == 404 and "LADDER_ALLOW_RUNTIME_LORA_UPDATING=true" in off.text
+        # The worker's registration call takes that as "served by name": no error.
+        InferenceClient(url + "/v1", "base", "s3cret").register_adapter("a/b", str(tmp_path))
+    finally:
+        server.shutdown()
+
+
+def test_serve_models_refuses_to_listen_beyond_loopback_without_a_key(home, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    monkeypatch.delenv("LADDER_INFERENCE_API_KEY", raising=False)
+    result = CliRunner().invoke(app, ["serve", "models", "--host", "0.0.0.0", "--port", "0"])
+    assert result.exit_code != 0
+    assert "no API key" in str(result.exception) and "LADDER_INFERENCE_API_KEY" in str(result.exception)
