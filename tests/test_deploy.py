@@ -345,3 +345,20 @@ def test_the_readme_deploy_steps_name_files_that_exist():
         assert topic in runbook
     for path in re.findall(r"`(deploy/(?!ladder-)[\w./-]+)`", readme + runbook):
         assert (ROOT / path).exists(), f"the docs name {path}, which does not exist"
+
+
+# What each Slack scope is for, as the code calls it; a scope nothing calls is one too many.
+SCOPE_USES = {
+    "commands": "app.command(", "chat:write": "chat_postMessage(", "files:read": "url_private",
+    "files:write": "files_upload_v2(", "channels:history": 'app.event("message")',
+    "groups:history": 'app.event("message")', "app_mentions:read": 'event("app_mention")',
+}
+
+
+def test_the_slack_manifest_asks_only_for_scopes_the_code_uses():
+    manifest = yaml.safe_load((DEPLOY / "slack" / "manifest.yaml").read_text())
+    scopes = manifest["oauth_config"]["scopes"]["bot"]
+    code = "\n".join(p.read_text() for p in (ROOT / "bot" / "platforms" / "slack").rglob("*.py"))
+    assert set(scopes) <= set(SCOPE_USES), f"scopes with no known use: {set(scopes) - set(SCOPE_USES)}"
+    unused = [scope for scope in scopes if SCOPE_USES[scope] not in code]
+    assert not unused, f"the manifest asks for scopes the code never uses: {unused}"

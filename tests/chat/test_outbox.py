@@ -73,10 +73,14 @@ def test_edits_are_throttled_to_one_per_second_per_message(store):
         sent += [entry for entry in platform.log if entry not in sent]
     edits = [entry for entry in platform.log if entry[0] == "edit"]
     assert len(edits) == 2  # at most one per second, not twenty
-    assert platform.messages["m1"].text == "100%" or outbox.pending("slack:C1") == 1
+    # The second edit falls at t = 2 s and carries the newest text: nothing is left waiting.
+    assert platform.messages["m1"].text == "100%" and outbox.pending("slack:C1") == 0
+    outbox.post("slack:C1", Progress("p", "done", 20, 20))  # right after an edit: it waits its second
+    deliverer.run_once()
+    assert platform.messages["m1"].text == "100%" and outbox.pending("slack:C1") == 1
     clock.now += 1.0
     deliverer.run_once()
-    assert platform.messages["m1"].text == "100%" and outbox.pending("slack:C1") == 0
+    assert platform.messages["m1"].text == "done" and outbox.pending("slack:C1") == 0
     assert platform.messages["m2"].text == "other message"  # another message has its own budget
 
 

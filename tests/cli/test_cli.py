@@ -98,25 +98,9 @@ def not_landed() -> list[str]:
     return [p for p in CONTRACT if p not in skip and isinstance(invoke(p).exception, NotAvailableYet)]
 
 
-def test_unlanded_commands_refuse_without_a_fake_result(home):
-    for path in not_landed():
-        result = invoke(path)
-        assert result.stdout == "", f"`ladder {path}` printed a result although it has not landed"
-        assert "not available yet" in str(result.exception)
-
-
-def test_exit_code_2_and_one_line_on_stderr(home):
-    pending = not_landed()
-    if not pending:
-        pytest.skip("every contract command has landed")
-    path = pending[0]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", *path.split(), *ARGS.get(path, [])],
-        capture_output=True, text=True, env={**os.environ, "LADDER_HOME": str(home)}, timeout=120,
-    )
-    assert proc.returncode == 2
-    assert proc.stdout == ""
-    assert proc.stderr.count("\n") == 1 and "not available yet" in proc.stderr
+def test_every_contract_command_has_landed(home):
+    # A contract command that goes back to "not available yet" breaks the tools that drive it.
+    assert not_landed() == []
 
 
 def test_config_json_masks_secrets(home, monkeypatch):

@@ -184,18 +184,14 @@ def test_a_bad_ladder_home_is_one_line_naming_the_fix(tmp_path):
 
 
 def test_an_unwritable_ladder_home_is_refused(tmp_path):
-    import os
-
-    home = tmp_path / "locked"
-    home.mkdir()
-    home.chmod(0o500)
-    try:
-        if os.access(home, os.W_OK):
-            pytest.skip("running as root: permissions do not stop writes here")
-        with pytest.raises(LadderError, match="is not writable"):
-            Store(home / "ladder.db")
-    finally:
-        home.chmod(0o700)
+    # A path under a regular file cannot be created by anyone, root included.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(LadderError, match=r"cannot create LADDER_HOME .*a-file/home \(Not a directory\); point"):
+        Store(blocker / "home" / "ladder.db")
+    with pytest.raises(LadderError, match="is a file, not a folder; point LADDER_HOME at a folder you can write to"):
+        Store(blocker / "ladder.db")
+    assert blocker.read_text() == "not a folder"  # nothing written over it
 
 
 def test_a_damaged_database_is_one_line_and_never_touched(tmp_path):

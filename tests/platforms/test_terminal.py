@@ -159,9 +159,21 @@ class RealTerminal:
     def type(self, keys: bytes) -> None:
         os.write(self.fd, keys)
 
-    def quit(self) -> None:
+    def quit(self, timeout: float = 30.0) -> None:
+        """Type quit and wait for the chat to exit; kill it and fail if it has not in `timeout` s."""
+        import select
+        import time
+
         self.type(b"quit\r")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return
+            select.select([self.fd], [], [], 0.1)  # drain nothing; just wait a little for the exit
+        os.kill(self.pid, 9)
         os.waitpid(self.pid, 0)
+        raise AssertionError(f"the chat did not exit within {timeout:g} s of quit")
 
     def close(self) -> None:
         os.close(self.fd)

@@ -50,8 +50,35 @@ def ray_head(tmp_path_factory):
                 raise
             time.sleep(1)
     yield address
-    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120)
+    stop_processes_under(temp)  # this cluster only: `ray stop` would stop every Ray on the machine
     shutil.rmtree(temp, ignore_errors=True)
+
+
+def stop_processes_under(temp: Path, grace_s: float = 20.0) -> None:
+    """Stop the processes whose command line names `temp` (the cluster this test started)."""
+    import os
+    import signal
+
+    def ours() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                try:
+                    if str(temp).encode() in (entry / "cmdline").read_bytes():
+                        found.append(int(entry.name))
+                except OSError:
+                    pass
+        return found
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in ours():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + grace_s
+        while ours() and time.time() < deadline:
+            time.sleep(0.2)
 
 
 @pytest.fixture

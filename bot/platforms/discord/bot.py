@@ -30,7 +30,10 @@ class LadderBot(commands.Bot):
     """Ladder on Discord. `runtime` connects its cogs and views to the engine."""
 
     def __init__(self, engine: Engine, settings: Settings, deliver: bool = True):
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents(), help_command=None)
+        # No message of Ladder's pings anyone: echoed text, answers and passages may hold
+        # @everyone, role or user mentions, and they stay plain text.
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents(), help_command=None,
+                         allowed_mentions=discord.AllowedMentions.none())
         self.runtime = DiscordRuntime(engine, settings)
         self.deliver = deliver
         self.stop_delivering = threading.Event()

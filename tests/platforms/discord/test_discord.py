@@ -324,3 +324,15 @@ def test_intents_are_minimal_and_sync_is_the_owners(home, stand_in):
         assert stand_in.of("PUT", f"/guilds/{GUILD}/commands")
 
     run(scenario)
+
+
+def test_no_message_pings_anyone(home, stand_in):
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("help")
+        await world.slash("new", [{"name": "name", "type": 3, "value": "pings"}])
+        sent = [p for p in stand_in.posted() + stand_in.of("POST", "/webhooks/")
+                if p and (p.get("content") or p.get("embeds"))]
+        assert sent and all(p.get("allowed_mentions") == {"parse": []} for p in sent), sent
+
+    run(scenario)
