@@ -199,7 +199,8 @@ def click(stand_in: SlackStandIn, value: str, user: str = "U1", channel: str = "
 
 def event(kind: str, event_id: str, retry: int | None = None, **fields) -> BoltRequest:
     body = json.dumps({"type": "event_callback", "team_id": TEAM, "api_app_id": "A1", "event_id": event_id,
-                       "event_time": int(time.time()), "event": {"type": kind, **fields}})
+                       "event_time": int(time.time()), "event": {"type": kind, **fields},
+                       "authorizations": [{"team_id": TEAM, "user_id": BOT, "is_bot": True}]})  # as Slack sends
     return signed(body, "application/json", retry=retry)
 
 

@@ -320,7 +320,7 @@ class Engine:
         """Return the replies of the chat command written in `text`."""
         name, args = parse_command(text)
         if not name:
-            return [Text("Say `help` to see what I can do.")]
+            return [Text("Say `help` to see what I can do.")] if turn.addressed else []
         command = self.commands.get(name)
         if command is None:
             context = Context(turn, text, self, project)
@@ -328,6 +328,8 @@ class Engine:
                 replies = fallback(context)
                 if replies is not None:
                     return replies
+            if not turn.addressed:
+                return []  # "hey bob, lunch later?" in a project thread is not for Ladder
             return [
                 Text(f"I don't know the command `{name}`.", tone="warning"),
                 *help_replies(self, project),

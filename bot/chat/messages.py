@@ -39,6 +39,9 @@ class Turn:
     platform: str = "terminal"
     event_id: str | None = None
     form: tuple[tuple[str, str], ...] = ()  # (field name, value) pairs
+    # False for a line in a shared thread that neither mentions Ladder nor starts with `/`:
+    # unless it is a command word or answers a question Ladder asked, it is people talking.
+    addressed: bool = True
 
 
 Tone = Literal["info", "success", "warning", "error"]

@@ -157,12 +157,15 @@ class SlackRuntime:
         turn = Turn(user, str(place), text, files=files, platform=PLATFORM, event_id=event_id)
         self.deliver(place if thread else None, self.engine.handle(turn), respond)
 
-    def message(self, place: SlackPlace, user: str, text: str, files: list[dict], event_id: str) -> None:
-        """Run a message written in a project's thread: a follow-up needs no command."""
+    def message(self, place: SlackPlace, user: str, text: str, files: list[dict], event_id: str,
+                addressed: bool = True) -> None:
+        """Run a message written in a project's thread: a follow-up needs no command, and a line
+        not `addressed` to Ladder is answered only when it is a command or an awaited answer."""
         if self.store.event_seen(event_id):
             return  # a retried event: it was handled (and nothing is downloaded twice)
         attachments = self.download(files)
-        turn = Turn(user, str(place), text, files=attachments, platform=PLATFORM, event_id=event_id)
+        turn = Turn(user, str(place), text, files=attachments, platform=PLATFORM, event_id=event_id,
+                    addressed=addressed or bool(attachments))
         self.deliver(place, self.engine.handle(turn), None)
 
     def button(self, place: SlackPlace, user: str, action_id: str, respond: Callable | None) -> None:

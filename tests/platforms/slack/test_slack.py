@@ -157,6 +157,26 @@ def test_a_whole_interview_by_button_clicks(slack, stand_in):
     assert all(p.get("thread_ts") == thread for p in slack.posts() if "Recommendation" in text_of(p))
 
 
+def test_thread_chatter_is_not_a_command(slack, stand_in):
+    from slackstandin import BOT
+
+    slack.send(slash(stand_in, "new lunch-bot"))
+    slack.settle()
+    thread = slack.root()
+    posts = len(slack.posts(thread))
+    slack.say("hey bob, lunch later?")  # people talking in the project's thread
+    slack.say("ok")
+    slack.settle()
+    assert len(slack.posts(thread)) == posts and "I don't know the command" not in all_text(stand_in)
+    slack.say(f"<@{BOT}> hey, lunch later?")  # said to Ladder: it answers, and says what it can do
+    slack.settle()
+    assert "I don't know the command `hey,`" in all_text(stand_in) and len(slack.posts(thread)) > posts
+    posts = len(slack.posts(thread))
+    slack.say("status")  # a command word needs no mention
+    slack.settle()
+    assert "lunch-bot" in "\n".join(text_of(p) for p in slack.posts(thread)[posts:])
+
+
 def test_a_file_shared_in_the_thread_is_ingested(slack, stand_in):
     slack.send(slash(stand_in, "new handbook"))
     slack.settle()

@@ -11,17 +11,31 @@ from bot.platforms.slack.places import SlackPlace
 MENTION = re.compile(r"<@[A-Z0-9]+>")
 
 
+def bot_user(body: dict, context) -> str | None:
+    """Return Ladder's own user id: Bolt's context, else the event's authorizations."""
+    found = (context or {}).get("bot_user_id")
+    if not found:
+        found = next((a.get("user_id") for a in body.get("authorizations") or [] if a.get("is_bot")), None)
+    return found
+
+
+def addressed(raw: str, bot: str | None) -> bool:
+    """True when a thread line is said to Ladder: it mentions Ladder or starts with `/`."""
+    return raw.lstrip().startswith("/") or bool(bot and f"<@{bot}>" in raw)
+
+
 def register(app, runtime) -> None:
     @app.event("message")
-    def message(body, event):
+    def message(body, event, context):
         if event.get("bot_id") or event.get("subtype") not in (None, "file_share") or not event.get("thread_ts"):
             return  # our own posts, edits and joins, and top-level chatter are not for Ladder
         place = SlackPlace(body["team_id"], event["channel"], event["thread_ts"])
         if runtime.store.project_for_place(str(place)) is None:
             return  # a thread that is not a Ladder project's
-        text = MENTION.sub("", event.get("text") or "").strip()
+        raw = event.get("text") or ""
+        text = MENTION.sub("", raw).strip()
         runtime.submit(runtime.message, place, event["user"], text, event.get("files") or [], body["event_id"],
-                       place=place)
+                       addressed(raw, bot_user(body, context)), place=place)
 
     @app.event("app_mention")
     def mention(body, event):
