@@ -106,6 +106,10 @@ class SlackStandIn:
             return 200, {}, {"ok": True, "user_id": BOT, "bot_id": "B1", "team_id": TEAM, "team": "Test"}
         if method == "chat.postMessage":
             return 200, {}, {"ok": True, "channel": params.get("channel"), "ts": self.next_ts()}
+        if method == "chat.postEphemeral":  # Slack needs both, and the user must be in the channel
+            if not params.get("channel") or not params.get("user"):
+                return 200, {}, {"ok": False, "error": "invalid_arguments"}
+            return 200, {}, {"ok": True, "message_ts": self.next_ts()}
         if method == "chat.update":
             return 200, {}, {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
         if method == "conversations.replies":

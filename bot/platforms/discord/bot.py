@@ -3,6 +3,7 @@ deliverer that posts and edits Ladder's messages in each project's thread."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import discord
@@ -15,6 +16,8 @@ from bot.platforms.discord.cogs import Admin, Ladder, Threads
 from bot.platforms.discord.render import DiscordSender
 from bot.platforms.discord.runtime import DiscordRuntime
 from bot.platforms.discord.views import LadderButton
+
+logger = logging.getLogger("ladder.discord")
 
 
 def intents() -> discord.Intents:
@@ -47,6 +50,13 @@ class LadderBot(commands.Bot):
             deliverer = Deliverer(self.runtime.store, "discord:", DiscordSender(self))
             threading.Thread(target=deliverer.run, args=(self.stop_delivering,), daemon=True,
                              name="ladder-discord-deliverer").start()
+
+    async def on_command_error(self, context: commands.Context, exception: Exception) -> None:
+        """A mention that starts with no prefix command is a chat line (the Threads cog reads it),
+        not an error worth a traceback; other failures of the owner's `sync` are logged."""
+        if isinstance(exception, commands.CommandNotFound):
+            return
+        logger.error("the %s command failed: %s", context.invoked_with, exception, exc_info=exception)
 
     async def close(self) -> None:
         self.stop_delivering.set()

@@ -160,6 +160,8 @@ class DiscordRuntime:
         project = await asyncio.to_thread(self.store.project_for_place, here)
         if project is None:
             return None
+        if not hasattr(channel, "create_thread"):
+            return here  # a direct message has no threads: it is the project's place itself
         threads = await asyncio.to_thread(self.store.places_of, project["id"], here + ":")
         if threads:
             return threads[0]

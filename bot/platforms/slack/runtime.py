@@ -143,6 +143,7 @@ class SlackRuntime:
         in `channel`."""
         if self.store.event_seen(event_id):
             return  # a retried event: it was handled
+        respond = respond or self._ephemeral(channel, user)  # a mention has no response_url
         files = self.download(shared or [])
         name, _ = parse_command(text)
         if name in SWITCHES:  # it chooses the channel's project: run it on the channel, then use the thread
@@ -156,6 +157,15 @@ class SlackRuntime:
             files = self.shared_files(place, user)
         turn = Turn(user, str(place), text, files=files, platform=PLATFORM, event_id=event_id)
         self.deliver(place if thread else None, self.engine.handle(turn), respond)
+
+    def _ephemeral(self, channel: SlackPlace, user: str) -> Callable:
+        """Return a `respond` that shows a reply to `user` alone in `channel` (chat.postEphemeral):
+        how a top-level mention in a channel with no project gets its hint."""
+
+        def respond(blocks: list[dict], text: str, **_: Any) -> None:
+            self.client.chat_postEphemeral(channel=channel.channel, user=user, blocks=blocks, text=text)
+
+        return respond
 
     def message(self, place: SlackPlace, user: str, text: str, files: list[dict], event_id: str,
                 addressed: bool = True) -> None:

@@ -5,6 +5,7 @@ replaced by a recording stand-in. The engine, SQLite and the outbox are real."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -334,5 +335,38 @@ def test_no_message_pings_anyone(home, stand_in):
         sent = [p for p in stand_in.posted() + stand_in.of("POST", "/webhooks/")
                 if p and (p.get("content") or p.get("embeds"))]
         assert sent and all(p.get("allowed_mentions") == {"parse": []} for p in sent), sent
+
+    run(scenario)
+
+
+def test_a_mention_that_is_a_chat_line_logs_no_command_not_found(home, stand_in, caplog):
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("new", [{"name": "name", "type": 3, "value": "chatty"}])
+        with caplog.at_level(logging.DEBUG):
+            await world.say("sort refund requests by urgency")
+        assert not [r for r in caplog.records if "CommandNotFound" in (r.getMessage() + str(r.exc_info))]
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    run(scenario)
+
+
+def test_ladder_in_a_direct_message_keeps_the_project_in_the_dm(home, stand_in):
+    from discordstandin import OWNER, user
+
+    def dm(sub: str, options: list[dict] | None = None) -> dict:
+        payload = interaction(2, command(sub, options), OWNER, {"id": "5550001", "type": 1, "recipients": [user(OWNER)]})
+        for key in ("guild_id", "member", "guild_locale"):
+            payload.pop(key)
+        return {**payload, "user": user(OWNER), "context": 1}
+
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.send(dm("new", [{"name": "name", "type": 3, "value": "private-bot"}]))
+        await world.send(dm("status"))
+        said = "\n".join(text_of(p) for p in stand_in.posted() + stand_in.of("POST", "/webhooks/"))
+        assert "Created project **private-bot**" in said and "private-bot" in said.split("Created project", 1)[1]
+        assert "Something went wrong" not in said and not stand_in.threads  # no thread, no crash
+        assert world.store.project_for_place("discord:@me:5550001")["name"] == "private-bot"
 
     run(scenario)

@@ -177,6 +177,18 @@ def test_thread_chatter_is_not_a_command(slack, stand_in):
     assert "lunch-bot" in "\n".join(text_of(p) for p in slack.posts(thread)[posts:])
 
 
+def test_a_top_level_mention_with_no_project_gets_a_private_hint(slack, stand_in):
+    from slackstandin import BOT, event
+
+    slack.send(event("app_mention", "EvMention1", channel="C1", user="U1", text=f"<@{BOT}> what can you do?",
+                     ts="1700000001.000001"))
+    slack.settle()
+    [hint] = stand_in.of("chat.postEphemeral")
+    assert hint["channel"] == "C1" and hint["user"] == "U1"
+    assert "new" in hint["text"] or "new" in json.dumps(hint.get("blocks"))
+    assert stand_in.of("chat.postMessage") == []  # nothing in the channel for everyone
+
+
 def test_a_file_shared_in_the_thread_is_ingested(slack, stand_in):
     slack.send(slash(stand_in, "new handbook"))
     slack.settle()
