@@ -14,7 +14,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, unquote, urlencode
 
 from slack_bolt.request import BoltRequest
 
@@ -52,6 +52,9 @@ class SlackStandIn:
                 self.wfile.write(body)
 
             def do_GET(self):  # noqa: N802
+                if self.path.startswith("/redirect/"):  # a 302 to wherever the rest of the path says
+                    self._send(302, b"", "text/plain", headers={"Location": unquote(self.path[len("/redirect/"):])})
+                    return
                 name = self.path.rsplit("/", 1)[-1]
                 if self.path.startswith("/files/") and name in stand_in.files:
                     if self.headers.get("Authorization") == f"Bearer {TOKEN}":

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError
 
@@ -209,7 +210,8 @@ class SlackRuntime:
     def download(self, files: list[dict]) -> tuple[Attachment, ...]:
         """Download files shared in Slack under LADDER_HOME/uploads; raise LadderError for a bad one."""
         folder = self.settings.home / "uploads"
-        return tuple(download(f, self.token, folder, self.settings.max_upload_mb) for f in files)
+        api_host = urlsplit(self.settings.slack_api_url).hostname if self.settings.slack_api_url else None
+        return tuple(download(f, self.token, folder, self.settings.max_upload_mb, api_host=api_host) for f in files)
 
     def shared_files(self, place: SlackPlace, user: str) -> tuple[Attachment, ...]:
         """Return the files in `user`'s latest message with files in the thread (or channel)."""

@@ -189,6 +189,46 @@ def test_a_top_level_mention_with_no_project_gets_a_private_hint(slack, stand_in
     assert stand_in.of("chat.postMessage") == []  # nothing in the channel for everyone
 
 
+def test_the_bot_token_goes_only_to_slack_never_to_a_link_or_a_redirect_elsewhere(stand_in, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import quote
+
+    from slackstandin import TOKEN
+
+    from bot.core.errors import LadderError
+    from bot.platforms.slack.files import download, slack_host
+
+    seen: list[str | None] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    elsewhere = f"http://localhost:{other.server_address[1]}/grab"  # another host name than the API's
+    try:
+        shared = stand_in.shared_file("notes.txt", b"returns within 30 days")
+        assert download(shared, TOKEN, tmp_path, 1.0, api_host="127.0.0.1").path.read_bytes() == b"returns within 30 days"
+        for url in (elsewhere, f"{stand_in.base}/redirect/{quote(elsewhere, safe='')}"):
+            with pytest.raises(LadderError, match="does not point at Slack"):
+                download({"id": "F9", "name": "x.txt", "url_private_download": url}, TOKEN, tmp_path, 1.0,
+                         api_host="127.0.0.1")
+        assert seen == []  # the other host never saw a request, let alone the token
+    finally:
+        other.shutdown()
+    assert slack_host("https://files.slack.com/files-pri/T1-F1/x.txt")
+    assert not slack_host("http://files.slack.com/x") and not slack_host("https://slack.com.evil.example/x")
+
+
 def test_a_file_shared_in_the_thread_is_ingested(slack, stand_in):
     slack.send(slash(stand_in, "new handbook"))
     slack.settle()
