@@ -32,6 +32,7 @@ class SlackStandIn:
         self.responses: list[dict[str, Any]] = []  # what was sent to response URLs
         self.files: dict[str, bytes] = {}  # downloadable files by name
         self.thread_messages: dict[str, list[dict]] = {}  # thread ts -> user messages (for conversations.replies)
+        self.slow: dict[str, float] = {}  # method -> seconds each call takes
         self.failures: dict[str, list[tuple[int, dict, dict]]] = {}  # method -> queued (status, headers, body)
         self.uploads: dict[str, bytes] = {}
         self._ts = itertools.count(1)
@@ -98,6 +99,7 @@ class SlackStandIn:
         return f"1700000000.{next(self._ts):06d}"
 
     def answer(self, method: str, params: dict[str, Any], auth: str | None) -> tuple[int, dict, dict]:
+        time.sleep(self.slow.get(method, 0.0))  # a slow Slack, to widen races in tests
         with self._lock:
             self.calls.append((method, params))
             queued = self.failures.get(method)

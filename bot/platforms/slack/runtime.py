@@ -68,6 +68,8 @@ class SlackRuntime:
         self.token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         self.listeners = TrackedPool(listeners, "ladder-bolt")  # Bolt answers Slack when a listener acks
         self.pool = TrackedPool(workers, "ladder-slack")
+        self._threads_lock = threading.Lock()
+        self._starting: dict[str, threading.Lock] = {}  # channel place -> held while its thread is found or started
 
     # -- running work after the ack ---------------------------------------------------------
 
@@ -117,13 +119,16 @@ class SlackRuntime:
     def project_thread(self, channel: SlackPlace, user: str) -> SlackPlace | None:
         """Return the thread of the channel's current project (starting it if the project has
         none here yet), or None when the channel has no project."""
-        project = self.store.project_for_place(channel.channel_place)
-        if project is None:
-            return None
-        threads = self.store.places_of(project["id"], channel.channel_place + ":")
-        if threads:
-            return parse_place(threads[0])
-        return self.start_thread(channel, project, user)
+        with self._threads_lock:
+            starting = self._starting.setdefault(channel.channel_place, threading.Lock())
+        with starting:  # two first commands at once start one thread, not two
+            project = self.store.project_for_place(channel.channel_place)
+            if project is None:
+                return None
+            threads = self.store.places_of(project["id"], channel.channel_place + ":")
+            if threads:
+                return parse_place(threads[0])
+            return self.start_thread(channel, project, user)
 
     def start_thread(self, channel: SlackPlace, project: dict[str, Any], user: str) -> SlackPlace:
         """Post the project's root message in the channel and make its thread the project's home."""

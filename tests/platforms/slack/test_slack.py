@@ -229,6 +229,22 @@ def test_the_bot_token_goes_only_to_slack_never_to_a_link_or_a_redirect_elsewher
     assert not slack_host("http://files.slack.com/x") and not slack_host("https://slack.com.evil.example/x")
 
 
+def test_two_first_commands_at_once_start_one_project_thread(slack, stand_in):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.platforms.slack.places import SlackPlace
+
+    slack.store.create_project("racers", "U1", SlackPlace("T1", "C1").channel_place)  # no thread yet
+    stand_in.slow["chat.postMessage"] = 0.3  # both commands look for the thread before either has one
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda text: slack.send(slash(stand_in, text)), ["status", "jobs"]))
+    slack.settle()
+    roots = [p for p in stand_in.of("chat.postMessage") if not p.get("thread_ts")]
+    assert len(roots) == 1 and "racers" in roots[0]["text"], roots
+    threads = {p.get("thread_ts") for p in stand_in.of("chat.postMessage") if p.get("thread_ts")}
+    assert len(threads) == 1  # both answers in that one thread
+
+
 def test_a_file_shared_in_the_thread_is_ingested(slack, stand_in):
     slack.send(slash(stand_in, "new handbook"))
     slack.settle()
