@@ -24,7 +24,7 @@ logger = logging.getLogger("ladder.serving")
 BASE = "base"
 PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 AUTOCAST_ROWS = 8  # the smallest batch that bf16 autocast speeds up on a CPU (see ModelHost._autocast)
-MERGE_ROWS = 8  # the smallest batch of one adapter worth merging it into the base for (see ModelHost._merge)
+MERGE_ROWS = AUTOCAST_ROWS  # merging pays in bf16 batches only: a batch that small of one adapter (see _merge)
 
 
 class UnknownModel(LadderError):

@@ -66,6 +66,7 @@ class SlackRuntime:
         self.client = client
         self.settings = settings
         self.token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+        self.api_host = urlsplit(settings.slack_api_url).hostname if settings.slack_api_url else None  # may get the token
         self.listeners = TrackedPool(listeners, "ladder-bolt")  # Bolt answers Slack when a listener acks
         self.pool = TrackedPool(workers, "ladder-slack")
         self._threads_lock = threading.Lock()
@@ -215,8 +216,7 @@ class SlackRuntime:
     def download(self, files: list[dict]) -> tuple[Attachment, ...]:
         """Download files shared in Slack under LADDER_HOME/uploads; raise LadderError for a bad one."""
         folder = self.settings.home / "uploads"
-        api_host = urlsplit(self.settings.slack_api_url).hostname if self.settings.slack_api_url else None
-        return tuple(download(f, self.token, folder, self.settings.max_upload_mb, api_host=api_host) for f in files)
+        return tuple(download(f, self.token, folder, self.settings.max_upload_mb, api_host=self.api_host) for f in files)
 
     def shared_files(self, place: SlackPlace, user: str) -> tuple[Attachment, ...]:
         """Return the files in `user`'s latest message with files in the thread (or channel)."""
