@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import RecipeConfig
+from trainer.device import cpu_has_fast_bf16
 from trainer.errors import LadderError
 from trainer.formats import Example, read_dataset
 from trainer.hub import resolve_base_model
@@ -203,15 +204,6 @@ def use_bf16(precision: str, cuda: bool) -> bool:
     if cuda:
         return torch.cuda.is_bf16_supported()
     return cpu_has_fast_bf16()
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Return True when this CPU has bf16 matrix instructions (Linux: /proc/cpuinfo flags)."""
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
 
 
 def check_same_base(checkpoint: Path, model_dir: Path) -> None:

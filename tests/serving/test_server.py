@@ -393,3 +393,52 @@ def test_serve_models_refuses_to_listen_beyond_loopback_without_a_key(home, monk
     result = CliRunner().invoke(app, ["serve", "models", "--host", "0.0.0.0", "--port", "0"])
     assert result.exit_code != 0
     assert "no API key" in str(result.exception) and "LADDER_INFERENCE_API_KEY" in str(result.exception)
+
+
+def test_a_bf16_batch_computes_the_prompts_shared_start_once(world, monkeypatch):
+    import bot.serving.host as host_module
+    from bot.serving.host import AUTOCAST_ROWS, PREFIX_TOKENS, GenRequest, shared_prefix
+
+    host = world["host"]
+    monkeypatch.setattr(host, "autocast", True)  # sharing is for bf16 batches (whatever this CPU has)
+    system = {"role": "system", "content": " ".join(f"rule {i}: answer briefly." for i in range(30))}
+    requests = [GenRequest(model, [system, {"role": "user", "content": f"question number {i}" + " please" * i}],
+                           max_tokens=6, temperature=0)
+                for model in ("arena/alpha", "base") for i in range(AUTOCAST_ROWS)]
+    seen: list[int] = []
+    embed = host.model.get_input_embeddings()
+    hook = embed.register_forward_hook(lambda module, args, output: seen.append(args[0].numel()))
+    try:
+        runs = {}
+        for name, least in (("shared", PREFIX_TOKENS), ("whole", 10**9)):
+            monkeypatch.setattr(host_module, "PREFIX_TOKENS", least)
+            seen.clear()
+            runs[name] = host.generate(requests[:AUTOCAST_ROWS]) + host.generate(requests[AUTOCAST_ROWS:])
+            runs[name + "_tokens"] = sum(seen)
+    finally:
+        hook.remove()
+    prompts = [host._prompt_ids(r.messages) for r in requests[:AUTOCAST_ROWS]]
+    shared, width = shared_prefix(prompts), max(len(p) for p in prompts)
+    assert shared >= PREFIX_TOKENS
+    # Prefill reads the shared start once per batch instead of once per row.
+    assert runs["whole_tokens"] - runs["shared_tokens"] == 2 * (AUTOCAST_ROWS - 1) * shared
+    assert all(r.text.startswith("alpha") for r in runs["shared"][:AUTOCAST_ROWS])  # the adapter answers
+    assert [r.text for r in runs["shared"]] == [r.text for r in runs["whole"]]
+    assert [r.prompt_tokens for r in runs["shared"]] == [len(p) for p in prompts] + [
+        len(host._prompt_ids(r.messages)) for r in requests[AUTOCAST_ROWS:]]
+    assert width > shared and shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2  # each row keeps a token of its own
+
+
+def test_base_answers_never_import_the_trainer_or_peft(tiny_model_dir):
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom bot.serving.host import GenRequest, ModelHost\n"
+              f"host = ModelHost({str(tiny_model_dir)!r}, lambda name: None)\n"
+              "[answer] = host.generate([GenRequest('base', [{'role': 'user', 'content': 'hi'}], max_tokens=3, min_tokens=3)])\n"
+              "print(answer.completion_tokens, sorted(m for m in ('peft', 'bitsandbytes', 'transformers.trainer')"
+              " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split(maxsplit=1) == ["3", "[]\n"]  # about 3 s of a command's start saved
