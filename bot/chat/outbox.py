@@ -8,11 +8,16 @@ latest state, not a backlog. Each platform runs a `Deliverer` over the places it
 - edits are throttled per message (at most one per `min_edit_s`, one second by default);
 - delivery is at least once: an item is marked delivered only after its platform accepted it,
   and the deliverer drops a repeat of an item it already sent (dedupe on the receiving side);
-- a delivery that fails waits with exponential backoff (capped), or as long as the platform
-  asked (a 429's Retry-After), and is retried, never lost; only a refusal for good (no
-  permission to post there) ends it, with the reason kept in `error`.
+- replies to one place go out in the order they were posted: an item that waits (backing off,
+  throttled, or just failed) holds back the later ones for its place, and only for its place;
+- a delivery that fails for a passing reason (a 429, a 5xx, a timeout) waits with exponential
+  backoff (capped), or as long as the platform asked (a 429's Retry-After), up to MAX_ATTEMPTS;
+  a refusal for good (`Undeliverable`: no access to the channel, a revoked token, a payload the
+  platform rejects) ends it at once. Either way the item is kept as failed with its reason
+  (`failed_at`, `error`), counted at /healthz, and listed, retried or dropped by `ladder outbox`;
+- delivered items are pruned a day after delivery, failed ones after a week, on a schedule.
 
-Everything lives in SQLite (migration m007), so it survives restarts of either side.
+Everything lives in SQLite (migrations m007, m011), so it survives restarts of either side.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from bot.chat.messages import Reply, reply_from_json, reply_to_json
 from bot.core.store import Store
@@ -32,7 +38,17 @@ logger = logging.getLogger("ladder.outbox")
 
 MIN_EDIT_S = 1.0  # at most one edit per message per second: chat platforms rate-limit edits
 BACKOFF_S = (1.0, 300.0)  # first retry after 1 s, doubling, never more than 5 minutes apart
+MAX_ATTEMPTS = 12  # tries of a passing failure before the item is failed: about 25 minutes of backoff
 KEEP_DELIVERED_S = 24 * 3600  # delivered items are kept a day for the runbook, then removed
+KEEP_FAILED_S = 7 * 24 * 3600  # failed items are kept a week for `ladder outbox`, then removed
+PRUNE_EVERY_S = 3600.0  # how often a running deliverer prunes
+
+
+class Undeliverable(Exception):
+    """The platform refused an item for good (no access to the channel, a revoked token, a
+    payload it rejects): retrying cannot help, so the item is failed at once."""
+
+    permanent = True
 
 
 def _stamp(after_s: float = 0.0) -> str:
@@ -50,6 +66,7 @@ class Item:
     reply: Reply
     version: int
     attempts: int
+    due_at: str = ""
 
 
 class Outbox:
@@ -70,7 +87,8 @@ class Outbox:
         with self.store.atomic() as db:
             if key is not None:
                 waiting = db.execute(
-                    "SELECT id FROM outbox WHERE place = ? AND message_key = ? AND delivered_at IS NULL",
+                    "SELECT id FROM outbox WHERE place = ? AND message_key = ? AND delivered_at IS NULL "
+                    "AND failed_at IS NULL",
                     [place, key],
                 ).fetchone()
                 if waiting is not None:
@@ -86,21 +104,26 @@ class Outbox:
     def due(self, places: str, limit: int = 100) -> list[Item]:
         """Return undelivered items whose time has come, oldest first, for the places that
         start with `places` ("slack:") or equal it ("terminal:ana")."""
+        return [item for item in self.queued(places, limit) if item.due_at <= _stamp()]
+
+    def queued(self, places: str, limit: int = 100) -> list[Item]:
+        """Return every item still to deliver (due or backing off, not failed), oldest first, for
+        the places that start with `places` ("slack:") or equal it ("terminal:ana")."""
         where, args = ("substr(place, 1, ?) = ?", [len(places), places]) if places.endswith(":") else ("place = ?", [places])
         rows = self.store.db.execute(
-            "SELECT id, place, message_key, reply, version, attempts FROM outbox "
-            f"WHERE delivered_at IS NULL AND due_at <= ? AND {where} ORDER BY id LIMIT ?",
-            [_stamp(), *args, limit],
+            "SELECT id, place, message_key, reply, version, attempts, due_at FROM outbox "
+            f"WHERE delivered_at IS NULL AND failed_at IS NULL AND {where} ORDER BY id LIMIT ?",
+            [*args, limit],
         ).fetchall()
         items = []
         for row in rows:
             try:
                 reply = reply_from_json(json.loads(row[3]))
             except (ValueError, TypeError, KeyError):
-                logger.error("outbox item %s holds an unreadable reply; skipping it", row[0])
-                self.delivered(Item(row[0], row[1], row[2], None, row[4], row[5]), None)  # type: ignore[arg-type]
+                logger.error("outbox item %s holds an unreadable reply; failing it", row[0])
+                self.give_up(Item(row[0], row[1], row[2], None, row[4], row[5]), "the stored reply is unreadable")  # type: ignore[arg-type]
                 continue
-            items.append(Item(row[0], row[1], row[2], reply, row[4], row[5]))
+            items.append(Item(row[0], row[1], row[2], reply, row[4], row[5], row[6] or ""))
         return items
 
     def delivered(self, item: Item, ref: str | None) -> bool:
@@ -114,10 +137,14 @@ class Outbox:
                                           "updated_at": _stamp()}, pk=("place", "message_key"))
             return bool(cursor.rowcount)
 
-    def failed(self, item: Item, error: str, wait: float | None = None) -> float:
+    def failed(self, item: Item, error: str, wait: float | None = None) -> float | None:
         """Record a failed delivery and schedule the retry (after `wait` seconds when the platform
-        said so, a 429's Retry-After; else backing off); return the seconds until it."""
+        said so, a 429's Retry-After; else backing off); return the seconds until it, or None
+        when this was the last of MAX_ATTEMPTS and the item is failed for good."""
         attempts = item.attempts + 1
+        if attempts >= MAX_ATTEMPTS:
+            self.give_up(item, f"{error} (after {attempts} attempts)")
+            return None
         if wait is None:
             wait = min(BACKOFF_S[0] * 2 ** (attempts - 1), BACKOFF_S[1])
         with self.store.atomic() as db:
@@ -132,22 +159,70 @@ class Outbox:
         return row[0] if row else None
 
     def pending(self, place: str) -> int:
-        """Return how many items wait for `place` (due or backing off)."""
-        return self.store.db.execute("SELECT count(*) FROM outbox WHERE place = ? AND delivered_at IS NULL",
-                                     [place]).fetchone()[0]
+        """Return how many items wait for `place` (due or backing off; failed ones not)."""
+        return self.store.db.execute("SELECT count(*) FROM outbox WHERE place = ? AND delivered_at IS NULL "
+                                     "AND failed_at IS NULL", [place]).fetchone()[0]
 
     def give_up(self, item: Item, reason: str) -> None:
-        """Stop trying `item` (the platform refused it for good, e.g. no permission); the reason
-        stays in `error` for the runbook."""
+        """Stop trying `item` and keep it as failed, with `reason` in `error` for the runbook and
+        `ladder outbox`."""
         with self.store.atomic() as db:
-            db.execute("UPDATE outbox SET delivered_at = ?, error = ?, attempts = attempts + 1 WHERE id = ?",
-                       [_stamp(), f"gave up: {reason}"[:500], item.id])
+            db.execute("UPDATE outbox SET failed_at = ?, error = ?, attempts = attempts + 1 WHERE id = ?",
+                       [_stamp(), reason[:500], item.id])
 
-    def forget_delivered(self, older_than_s: float = KEEP_DELIVERED_S) -> int:
-        """Remove delivered items older than `older_than_s`; return how many went."""
+    def counts(self) -> dict[str, int]:
+        """Return how many items are pending, failed and delivered (delivered: kept a day)."""
+        pending, failed, delivered = self.store.db.execute(
+            "SELECT coalesce(sum(delivered_at IS NULL AND failed_at IS NULL), 0), coalesce(sum(failed_at IS NOT NULL), 0), "
+            "coalesce(sum(delivered_at IS NOT NULL), 0) FROM outbox").fetchone()
+        return {"pending": pending, "failed": failed, "delivered": delivered}
+
+    def listing(self, state: str = "failed", limit: int = 50) -> list[dict[str, Any]]:
+        """Return the newest items in `state` (pending, failed or delivered) with their place,
+        attempts and last error, newest first."""
+        where = {"pending": "delivered_at IS NULL AND failed_at IS NULL", "failed": "failed_at IS NOT NULL",
+                 "delivered": "delivered_at IS NOT NULL"}[state]
+        rows = self.store.db.execute(
+            "SELECT id, place, message_key, reply, attempts, error, created_at, due_at, failed_at, delivered_at "
+            f"FROM outbox WHERE {where} ORDER BY id DESC LIMIT ?", [limit]).fetchall()
+        out = []
+        for row in rows:
+            try:
+                kind = json.loads(row[3]).get("type")
+            except (ValueError, AttributeError):
+                kind = None
+            out.append({"id": row[0], "place": row[1], "key": row[2], "kind": kind, "attempts": row[4],
+                        "error": row[5], "created_at": row[6], "due_at": row[7], "failed_at": row[8],
+                        "delivered_at": row[9]})
+        return out
+
+    def retry(self, item_id: int) -> bool:
+        """Queue a failed item again, due now with its attempts reset; False when `item_id` is
+        not a failed item (or a newer edit of its message already waits)."""
         with self.store.atomic() as db:
-            return db.execute("DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
-                              [_stamp(-older_than_s)]).rowcount
+            row = db.execute("SELECT place, message_key FROM outbox WHERE id = ? AND failed_at IS NOT NULL",
+                             [item_id]).fetchone()
+            if row is None:
+                return False
+            if row[1] is not None and db.execute(
+                    "SELECT 1 FROM outbox WHERE place = ? AND message_key = ? AND delivered_at IS NULL "
+                    "AND failed_at IS NULL", [row[0], row[1]]).fetchone():
+                return False
+            db.execute("UPDATE outbox SET failed_at = NULL, attempts = 0, due_at = ? WHERE id = ?", [_stamp(), item_id])
+            return True
+
+    def drop(self, item_id: int) -> bool:
+        """Remove an item that is not delivered (failed or pending); False when there is none."""
+        with self.store.atomic() as db:
+            return bool(db.execute("DELETE FROM outbox WHERE id = ? AND delivered_at IS NULL", [item_id]).rowcount)
+
+    def forget_delivered(self, older_than_s: float = KEEP_DELIVERED_S, failed_older_than_s: float = KEEP_FAILED_S) -> int:
+        """Remove delivered items older than `older_than_s` and failed ones older than
+        `failed_older_than_s`; return how many went."""
+        with self.store.atomic() as db:
+            return db.execute("DELETE FROM outbox WHERE (delivered_at IS NOT NULL AND delivered_at < ?) "
+                              "OR (failed_at IS NOT NULL AND failed_at < ?)",
+                              [_stamp(-older_than_s), _stamp(-failed_older_than_s)]).rowcount
 
 
 # A platform's way to show one reply: it gets the reply and, for an edit, the id of the message
@@ -169,26 +244,40 @@ class Deliverer:
         self._sent: dict[int, int] = {}  # item id -> newest version this deliverer has shown
 
     def run_once(self) -> int:
-        """Deliver what is due now; return how many items were shown. Never raises for a
-        failing platform: the item is retried later."""
+        """Deliver what is due now, in order per place; return how many items were shown. Never
+        raises for a failing platform: the item is retried later or failed with its reason."""
         shown = 0
-        for item in self.outbox.due(self.places):
+        held: set[str] = set()  # places whose earlier item waits: their later items wait too
+        now = _stamp()
+        for item in self.outbox.queued(self.places):
+            if item.place in held:
+                continue
+            if item.due_at > now:  # backing off
+                held.add(item.place)
+                continue
             if self._sent.get(item.id, 0) >= item.version:  # already shown: only the mark was lost
                 self.outbox.delivered(item, None)
                 continue
             edit = (item.place, item.key) if item.key is not None else None
             if edit in self._last_edit and self.clock() - self._last_edit[edit] < self.min_edit_s:
+                held.add(item.place)
                 continue  # throttled: it waits (and newer edits replace it) until the second is up
             previous = self.outbox.ref(item.place, item.key) if item.key is not None else None
             try:
                 ref = self.send(item, previous)
             except Exception as exc:  # the platform failed: retry later (as it asked, or backing off), never lose it
-                if getattr(exc, "permanent", False):  # refused for good (no permission): retrying would loop
+                if getattr(exc, "permanent", False):  # refused for good: retrying would loop
+                    logger.error("outbox item %s to %s failed for good: %s", item.id, item.place, exc)
                     self.outbox.give_up(item, str(exc))
                     continue
+                held.add(item.place)
                 wait = self.outbox.failed(item, f"{type(exc).__name__}: {exc}", getattr(exc, "retry_after", None))
-                logger.warning("delivering outbox item %s to %s failed (%s); retrying in %.0f s",
-                               item.id, item.place, type(exc).__name__, wait)
+                if wait is None:
+                    logger.error("outbox item %s to %s failed %d times (%s); kept as failed",
+                                 item.id, item.place, MAX_ATTEMPTS, type(exc).__name__)
+                else:
+                    logger.warning("delivering outbox item %s to %s failed (%s); retrying in %.0f s",
+                                   item.id, item.place, type(exc).__name__, wait)
                 continue
             self._sent[item.id] = item.version
             self.outbox.delivered(item, ref if ref is not None else previous)
@@ -197,11 +286,15 @@ class Deliverer:
             shown += 1
         return shown
 
-    def run(self, stop: threading.Event, poll_s: float = 0.25) -> None:
-        """Deliver until `stop` is set (a platform's background thread)."""
-        self.outbox.forget_delivered()
+    def run(self, stop: threading.Event, poll_s: float = 0.25, prune_every_s: float = PRUNE_EVERY_S) -> None:
+        """Deliver until `stop` is set (a platform's background thread), pruning old items at
+        start and every `prune_every_s`."""
+        pruned = None
         while not stop.is_set():
             try:
+                if pruned is None or self.clock() - pruned >= prune_every_s:
+                    self.outbox.forget_delivered()
+                    pruned = self.clock()
                 self.run_once()
             except Exception:  # a broken store must not kill the thread silently
                 logger.exception("the outbox deliverer for %s failed; retrying", self.places)

@@ -354,6 +354,20 @@ def m010_evaluations(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX evaluations_by_project ON evaluations (project_id, id)")
 
 
+@migration
+def m011_outbox_failures(db: sqlite_utils.Database) -> None:
+    """An item the platform refused for good (or that failed too often) is kept as failed, not
+    delivered: `failed_at` says when, `error` why, and `ladder outbox` retries or drops it.
+    Items given up before this migration (marked delivered with "gave up: ...") become failed."""
+    db["outbox"].add_column("failed_at", str)
+    db.execute("UPDATE outbox SET failed_at = delivered_at, delivered_at = NULL WHERE error LIKE 'gave up:%'")
+    db.execute("DROP INDEX outbox_pending")
+    db.execute("CREATE INDEX outbox_pending ON outbox (place, id) WHERE delivered_at IS NULL AND failed_at IS NULL")
+    db.execute("DROP INDEX outbox_one_pending_edit")  # a failed edit must not block the next one
+    db.execute("CREATE UNIQUE INDEX outbox_one_pending_edit ON outbox (place, message_key) "
+               "WHERE delivered_at IS NULL AND failed_at IS NULL AND message_key IS NOT NULL")
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

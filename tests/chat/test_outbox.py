@@ -133,3 +133,37 @@ def test_another_process_posts_and_this_one_delivers(store, settings):
     while len(platform.log) < 2 and time.time() < deadline:
         deliverer.run_once()
     assert [reply.text for _, _, reply in platform.log] == ["step 5/5", "job 9 succeeded"]
+
+
+def test_a_waiting_item_holds_back_its_place_only_and_failures_are_kept_with_their_reason(store):
+    from bot.chat.outbox import MAX_ATTEMPTS, Undeliverable
+
+    outbox = Outbox(store)
+    shown: list[str] = []
+
+    def send(item, previous):
+        text = item.reply.text
+        if text == "flaky":
+            raise ConnectionError("timed out")
+        if text == "refused":
+            raise Undeliverable("channel_not_found: Ladder cannot see this channel")
+        shown.append(f"{item.place}:{text}")
+        return "ts"
+
+    deliverer = Deliverer(store, "slack:", send)
+    for place, text in (("slack:A", "flaky"), ("slack:A", "after"), ("slack:B", "refused"), ("slack:B", "next")):
+        outbox.post(place, Text(text))
+    deliverer.run_once()
+    assert shown == ["slack:B:next"]  # A waits behind its failing item; B's refusal does not hold B back
+    assert outbox.counts() == {"pending": 2, "failed": 1, "delivered": 1}
+    [failed] = outbox.listing("failed")
+    assert failed["place"] == "slack:B" and failed["error"].startswith("channel_not_found")
+    flaky = outbox.queued("slack:A")[0]
+    for _ in range(MAX_ATTEMPTS - 1):  # a passing failure ends after MAX_ATTEMPTS tries
+        flaky = outbox.queued("slack:A")[0]
+        outbox.failed(flaky, "ConnectionError: timed out")
+    assert outbox.counts()["failed"] == 2 and any("after 12 attempts" in f["error"] for f in outbox.listing("failed"))
+    deliverer.run_once()
+    assert shown == ["slack:B:next", "slack:A:after"]  # the failed item no longer holds A back
+    assert outbox.retry(failed["id"]) and outbox.counts()["pending"] == 1
+    assert outbox.drop(failed["id"]) and not outbox.retry(failed["id"]) and outbox.counts()["pending"] == 0

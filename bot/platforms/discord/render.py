@@ -18,7 +18,7 @@ from typing import Any
 import discord
 
 from bot.chat.messages import Choices, File, Image, Progress, Reply, Table, Text
-from bot.chat.outbox import Item
+from bot.chat.outbox import Item, Undeliverable
 from bot.platforms.discord.places import channel_of
 from bot.platforms.text import pieces, table_csv, table_text
 
@@ -108,19 +108,17 @@ def messages_for(reply: Reply) -> list[Message]:
     raise TypeError(f"cannot render {type(reply).__name__}")
 
 
-class GiveUp(Exception):
-    """Discord refused for good (403: no permission in that channel): retrying would only loop."""
-
-    permanent = True
+PERMANENT_STATUS = {400: "Discord rejected the message (400)", 403: "Ladder has no permission there (403)",
+                    404: "the channel, thread or message is gone (404)"}
 
 
 class DiscordSender:
     """The outbox's `send` for Discord: posts to the place's channel or thread, edits keyed
     messages in place. It runs in the deliverer's thread and hands each call to the bot's loop.
 
-    Rate limits (429) are waited out by discord.py's HTTP client; 403 gives up at once with the
-    reason logged, never retried in a loop; anything else (a 401 while the token is rotated
-    included) is retried with backoff.
+    Rate limits (429) are waited out by discord.py's HTTP client; 400, 403 and 404 are refusals
+    for good (Undeliverable: the item is failed at once, the reason logged); anything else (a
+    5xx, a timeout, a 401 while the token is rotated) is retried with backoff.
     """
 
     def __init__(self, bot: discord.Client, timeout_s: float = 60.0):
@@ -131,9 +129,11 @@ class DiscordSender:
         future = asyncio.run_coroutine_threadsafe(self._send(item, previous), self.bot.loop)
         try:
             return future.result(self.timeout_s)
-        except discord.Forbidden as exc:  # a 401 (a token being rotated) is retried: fixing it fixes delivery
-            logger.error("Discord refused outbox item %s for %s for good: %s", item.id, item.place, exc)
-            raise GiveUp(f"Discord refused: {exc}") from None
+        except discord.HTTPException as exc:
+            if exc.status in PERMANENT_STATUS:
+                logger.error("Discord refused outbox item %s for %s for good: %s", item.id, item.place, exc)
+                raise Undeliverable(f"{PERMANENT_STATUS[exc.status]}: {exc.text or exc}") from None
+            raise
 
     async def _send(self, item: Item, previous: str | None) -> str | None:
         guild, channel_id = channel_of(item.place)

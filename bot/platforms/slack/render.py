@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.chat.messages import Choices, File, Image, Progress, Reply, Table, Text
-from bot.chat.outbox import Item
+from bot.chat.outbox import Item, Undeliverable
 from bot.platforms.slack.places import parse_place
 from bot.platforms.text import pieces, table_csv, table_text
 
@@ -41,6 +41,14 @@ PLAIN = {
     "invalid_auth": "Slack refused Ladder's bot token (invalid_auth): check SLACK_BOT_TOKEN and reinstall the app.",
     "token_revoked": "Ladder's bot token was revoked: reinstall the app and update SLACK_BOT_TOKEN.",
 }
+
+
+# Slack errors that no retry can fix: the channel is gone or closed to Ladder, the token is
+# dead, or the message itself is refused. Anything else (a 5xx, `internal_error`, a timeout)
+# passes, and is retried with backoff.
+PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "token_revoked", "invalid_auth",
+             "account_inactive", "invalid_blocks", "msg_too_long", "message_not_found", "cant_update_message",
+             "edit_window_closed", "missing_scope", "restricted_action", "no_text", "invalid_arguments"}
 
 
 def plain_error(exc: SlackApiError) -> str:
@@ -117,8 +125,9 @@ class SlackSender:
     """The outbox's `send` for Slack: posts into the place's thread, edits keyed messages in place
     with `chat.update`, uploads images, files and long tables with `files_upload_v2`.
 
-    A 429 becomes RetryLater (the outbox waits as long as Slack asked); any other failure is
-    logged in plain words and raised, so the outbox retries it with backoff.
+    A 429 becomes RetryLater (the outbox waits as long as Slack asked); an error in PERMANENT
+    becomes Undeliverable (the item is failed at once, its reason in plain words); anything
+    else is raised as it is, so the outbox retries it with backoff.
     """
 
     def __init__(self, client):
@@ -131,6 +140,9 @@ class SlackSender:
         except SlackApiError as exc:
             if exc.response.status_code == 429:
                 raise RetryLater(float(exc.response.headers.get("Retry-After", 1))) from None
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            if data.get("error") in PERMANENT:
+                raise Undeliverable(f"{data['error']}: {plain_error(exc)}") from None
             logger.warning("Slack refused outbox item %s for %s: %s", item.id, item.place, plain_error(exc))
             raise
 

@@ -285,12 +285,12 @@ def test_long_output_is_split_and_only_a_refusal_for_good_is_not_retried(home, s
         stand_in.refuse[f"/channels/{world.thread}/messages"] = 403
         world.engine.outbox.post(f"discord:{GUILD}:{CHANNEL}:{world.thread}", Text("hello"))
         await world.settle()
-        row = world.store.db.execute("SELECT delivered_at, error, attempts FROM outbox ORDER BY id DESC").fetchone()
-        assert row[0] is not None and row[1].startswith("gave up: Discord refused") and row[2] == 1
+        row = world.store.db.execute("SELECT failed_at, error, attempts FROM outbox ORDER BY id DESC").fetchone()
+        assert row[0] is not None and row[1].startswith("Ladder has no permission there (403)") and row[2] == 1
         stand_in.refuse[f"/channels/{world.thread}/messages"] = 401  # a token being rotated: kept, retried
         world.engine.outbox.post(f"discord:{GUILD}:{CHANNEL}:{world.thread}", Text("after rotation"))
         await world.settle()
-        row = world.store.db.execute("SELECT delivered_at, error, attempts FROM outbox ORDER BY id DESC").fetchone()
+        row = world.store.db.execute("SELECT failed_at, error, attempts FROM outbox ORDER BY id DESC").fetchone()
         assert row[0] is None and "401" in row[1] and row[2] == 1
 
     run(scenario)
