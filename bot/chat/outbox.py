@@ -42,6 +42,7 @@ MAX_ATTEMPTS = 12  # tries of a passing failure before the item is failed: about
 KEEP_DELIVERED_S = 24 * 3600  # delivered items are kept a day for the runbook, then removed
 KEEP_FAILED_S = 7 * 24 * 3600  # failed items are kept a week for `ladder outbox`, then removed
 PRUNE_EVERY_S = 3600.0  # how often a running deliverer prunes
+WAITING = "delivered_at IS NULL AND failed_at IS NULL"  # SQL: still to deliver (due or backing off)
 
 
 class Undeliverable(Exception):
@@ -87,8 +88,7 @@ class Outbox:
         with self.store.atomic() as db:
             if key is not None:
                 waiting = db.execute(
-                    "SELECT id FROM outbox WHERE place = ? AND message_key = ? AND delivered_at IS NULL "
-                    "AND failed_at IS NULL",
+                    f"SELECT id FROM outbox WHERE place = ? AND message_key = ? AND {WAITING}",
                     [place, key],
                 ).fetchone()
                 if waiting is not None:
@@ -112,7 +112,7 @@ class Outbox:
         where, args = ("substr(place, 1, ?) = ?", [len(places), places]) if places.endswith(":") else ("place = ?", [places])
         rows = self.store.db.execute(
             "SELECT id, place, message_key, reply, version, attempts, due_at FROM outbox "
-            f"WHERE delivered_at IS NULL AND failed_at IS NULL AND {where} ORDER BY id LIMIT ?",
+            f"WHERE {WAITING} AND {where} ORDER BY id LIMIT ?",
             [*args, limit],
         ).fetchall()
         items = []
@@ -160,8 +160,8 @@ class Outbox:
 
     def pending(self, place: str) -> int:
         """Return how many items wait for `place` (due or backing off; failed ones not)."""
-        return self.store.db.execute("SELECT count(*) FROM outbox WHERE place = ? AND delivered_at IS NULL "
-                                     "AND failed_at IS NULL", [place]).fetchone()[0]
+        return self.store.db.execute(f"SELECT count(*) FROM outbox WHERE place = ? AND {WAITING}",
+                                     [place]).fetchone()[0]
 
     def give_up(self, item: Item, reason: str) -> None:
         """Stop trying `item` and keep it as failed, with `reason` in `error` for the runbook and
@@ -173,14 +173,14 @@ class Outbox:
     def counts(self) -> dict[str, int]:
         """Return how many items are pending, failed and delivered (delivered: kept a day)."""
         pending, failed, delivered = self.store.db.execute(
-            "SELECT coalesce(sum(delivered_at IS NULL AND failed_at IS NULL), 0), coalesce(sum(failed_at IS NOT NULL), 0), "
+            f"SELECT coalesce(sum({WAITING}), 0), coalesce(sum(failed_at IS NOT NULL), 0), "
             "coalesce(sum(delivered_at IS NOT NULL), 0) FROM outbox").fetchone()
         return {"pending": pending, "failed": failed, "delivered": delivered}
 
     def listing(self, state: str = "failed", limit: int = 50) -> list[dict[str, Any]]:
         """Return the newest items in `state` (pending, failed or delivered) with their place,
         attempts and last error, newest first."""
-        where = {"pending": "delivered_at IS NULL AND failed_at IS NULL", "failed": "failed_at IS NOT NULL",
+        where = {"pending": WAITING, "failed": "failed_at IS NOT NULL",
                  "delivered": "delivered_at IS NOT NULL"}[state]
         rows = self.store.db.execute(
             "SELECT id, place, message_key, reply, attempts, error, created_at, due_at, failed_at, delivered_at "
@@ -205,8 +205,8 @@ class Outbox:
             if row is None:
                 return False
             if row[1] is not None and db.execute(
-                    "SELECT 1 FROM outbox WHERE place = ? AND message_key = ? AND delivered_at IS NULL "
-                    "AND failed_at IS NULL", [row[0], row[1]]).fetchone():
+                    f"SELECT 1 FROM outbox WHERE place = ? AND message_key = ? AND {WAITING}",
+                    [row[0], row[1]]).fetchone():
                 return False
             db.execute("UPDATE outbox SET failed_at = NULL, attempts = 0, due_at = ? WHERE id = ?", [_stamp(), item_id])
             return True
