@@ -97,7 +97,7 @@ class Context:
 
     def post(self, reply: Reply) -> None:
         """Send `reply` to this place now, through the outbox (progress from background work)."""
-        self.engine.outbox.post(self.turn.place, reply)
+        self.engine.outbox.post(self.turn.place, reply, asked_by=self.turn.user)
 
     def command_button(self, label: str, text: str, style: str = "default") -> Choice:
         """Return a button that runs the chat command `text` when pressed."""
@@ -250,7 +250,7 @@ class Engine:
         def run() -> None:
             produced = []
             for reply in self._guarded(ctx.turn, work):
-                self.outbox.post(ctx.turn.place, reply)
+                self.outbox.post(ctx.turn.place, reply, asked_by=ctx.turn.user)
                 produced.append(reply)
             self._record_reply(ctx.turn, produced)
 

@@ -68,6 +68,7 @@ class Item:
     version: int
     attempts: int
     due_at: str = ""
+    asked_by: str | None = None  # the platform's id of the user whose turn produced it, when known
 
 
 class Outbox:
@@ -76,12 +77,13 @@ class Outbox:
     def __init__(self, store: Store):
         self.store = store
 
-    def post(self, place: str, reply: Reply, key: str | None = None) -> int:
+    def post(self, place: str, reply: Reply, key: str | None = None, asked_by: str | None = None) -> int:
         """Queue `reply` for `place` and return the item's id.
 
         A `Progress` (or a `Choices` with a key) is keyed by its own key: it edits one message;
         pass `key` to key any other reply. A keyed reply replaces a waiting edit of the same
-        message.
+        message. `asked_by` (the platform's user id) is who is told privately if it can never
+        be delivered.
         """
         key = key or getattr(reply, "key", None)  # Progress and keyed Choices edit one message
         data = json.dumps(reply_to_json(reply), sort_keys=True)
@@ -92,13 +94,13 @@ class Outbox:
                     [place, key],
                 ).fetchone()
                 if waiting is not None:
-                    db.execute("UPDATE outbox SET reply = ?, version = version + 1, updated_at = ? WHERE id = ?",
-                               [data, _stamp(), waiting[0]])
+                    db.execute("UPDATE outbox SET reply = ?, version = version + 1, updated_at = ?, "
+                               "asked_by = coalesce(?, asked_by) WHERE id = ?", [data, _stamp(), asked_by, waiting[0]])
                     return waiting[0]
             stamp = _stamp()
             return db["outbox"].insert({
                 "place": place, "message_key": key, "reply": data, "version": 1, "attempts": 0,
-                "created_at": stamp, "updated_at": stamp, "due_at": stamp,
+                "created_at": stamp, "updated_at": stamp, "due_at": stamp, "asked_by": asked_by,
             }).last_pk
 
     def due(self, places: str, limit: int = 100) -> list[Item]:
@@ -111,7 +113,7 @@ class Outbox:
         the places that start with `places` ("slack:") or equal it ("terminal:ana")."""
         where, args = ("substr(place, 1, ?) = ?", [len(places), places]) if places.endswith(":") else ("place = ?", [places])
         rows = self.store.db.execute(
-            "SELECT id, place, message_key, reply, version, attempts, due_at FROM outbox "
+            "SELECT id, place, message_key, reply, version, attempts, due_at, asked_by FROM outbox "
             f"WHERE {WAITING} AND {where} ORDER BY id LIMIT ?",
             [*args, limit],
         ).fetchall()
@@ -123,7 +125,7 @@ class Outbox:
                 logger.error("outbox item %s holds an unreadable reply; failing it", row[0])
                 self.give_up(Item(row[0], row[1], row[2], None, row[4], row[5]), "the stored reply is unreadable")  # type: ignore[arg-type]
                 continue
-            items.append(Item(row[0], row[1], row[2], reply, row[4], row[5], row[6] or ""))
+            items.append(Item(row[0], row[1], row[2], reply, row[4], row[5], row[6] or "", row[7]))
         return items
 
     def delivered(self, item: Item, ref: str | None) -> bool:
@@ -170,6 +172,19 @@ class Outbox:
             db.execute("UPDATE outbox SET failed_at = ?, error = ?, attempts = attempts + 1 WHERE id = ?",
                        [_stamp(), reason[:500], item.id])
 
+    def tell_once(self, item: Item, quiet_s: float = 3600.0) -> bool:
+        """Mark that `item.asked_by` is being told `item` failed; False (nothing marked) when
+        nobody asked, or that user was told about another failure in this place within
+        `quiet_s` (a channel Ladder lost fails every item: one notice, not one per reply)."""
+        if not item.asked_by:
+            return False
+        with self.store.atomic() as db:
+            if db.execute("SELECT 1 FROM outbox WHERE place = ? AND asked_by = ? AND told_at > ?",
+                          [item.place, item.asked_by, _stamp(-quiet_s)]).fetchone():
+                return False
+            return bool(db.execute("UPDATE outbox SET told_at = ? WHERE id = ? AND told_at IS NULL",
+                                   [_stamp(), item.id]).rowcount)
+
     def counts(self) -> dict[str, int]:
         """Return how many items are pending, failed and delivered (delivered: kept a day)."""
         pending, failed, delivered = self.store.db.execute(
@@ -183,7 +198,7 @@ class Outbox:
         where = {"pending": WAITING, "failed": "failed_at IS NOT NULL",
                  "delivered": "delivered_at IS NOT NULL"}[state]
         rows = self.store.db.execute(
-            "SELECT id, place, message_key, reply, attempts, error, created_at, due_at, failed_at, delivered_at "
+            "SELECT id, place, message_key, reply, attempts, error, created_at, due_at, failed_at, delivered_at, asked_by "
             f"FROM outbox WHERE {where} ORDER BY id DESC LIMIT ?", [limit]).fetchall()
         out = []
         for row in rows:
@@ -193,7 +208,7 @@ class Outbox:
                 kind = None
             out.append({"id": row[0], "place": row[1], "key": row[2], "kind": kind, "attempts": row[4],
                         "error": row[5], "created_at": row[6], "due_at": row[7], "failed_at": row[8],
-                        "delivered_at": row[9]})
+                        "delivered_at": row[9], "asked_by": row[10]})
         return out
 
     def retry(self, item_id: int) -> bool:
@@ -228,16 +243,25 @@ class Outbox:
 # A platform's way to show one reply: it gets the reply and, for an edit, the id of the message
 # to edit (None the first time); it returns the id of the message it posted or edited.
 Send = Callable[[Item, str | None], str | None]
+# A platform's way to tell the user who asked, privately, that an item failed for good (and why).
+Notify = Callable[[Item, str], None]
+
+
+def failure_notice(item: Item, reason: str) -> str:
+    """The private line that tells the user who asked that a reply could not be posted."""
+    return (f"I could not post a reply in that conversation: {reason}. It is kept as outbox item {item.id}: "
+            f"once fixed, an operator can send it again with `ladder outbox retry {item.id}`.")
 
 
 class Deliverer:
     """Hands the outbox items for some places to a platform's `send`, in order."""
 
     def __init__(self, store: Store, places: str, send: Send, min_edit_s: float = MIN_EDIT_S,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, notify: Notify | None = None):
         self.outbox = Outbox(store)
         self.places = places
         self.send = send
+        self.notify = notify
         self.min_edit_s = min_edit_s
         self.clock = clock
         self._last_edit: dict[tuple[str, str], float] = {}
@@ -269,12 +293,14 @@ class Deliverer:
                 if getattr(exc, "permanent", False):  # refused for good: retrying would loop
                     logger.error("outbox item %s to %s failed for good: %s", item.id, item.place, exc)
                     self.outbox.give_up(item, str(exc))
+                    self._tell(item, str(exc))
                     continue
                 held.add(item.place)
                 wait = self.outbox.failed(item, f"{type(exc).__name__}: {exc}", getattr(exc, "retry_after", None))
                 if wait is None:
                     logger.error("outbox item %s to %s failed %d times (%s); kept as failed",
                                  item.id, item.place, MAX_ATTEMPTS, type(exc).__name__)
+                    self._tell(item, f"the platform kept failing ({type(exc).__name__}) {MAX_ATTEMPTS} times")
                 else:
                     logger.warning("delivering outbox item %s to %s failed (%s); retrying in %.0f s",
                                    item.id, item.place, type(exc).__name__, wait)
@@ -285,6 +311,15 @@ class Deliverer:
                 self._last_edit[edit] = self.clock()
             shown += 1
         return shown
+
+    def _tell(self, item: Item, reason: str) -> None:
+        """Tell the user who asked for `item`, privately and once, that it failed for good."""
+        if self.notify is None or not self.outbox.tell_once(item):
+            return
+        try:
+            self.notify(item, reason)
+        except Exception as exc:  # the notice is a courtesy: the failure is kept and counted anyway
+            logger.warning("could not tell %s that outbox item %s failed: %s", item.asked_by, item.id, exc)
 
     def run(self, stop: threading.Event, poll_s: float = 0.25, prune_every_s: float = PRUNE_EVERY_S) -> None:
         """Deliver until `stop` is set (a platform's background thread), pruning old items at

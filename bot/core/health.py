@@ -12,22 +12,26 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from bot.chat.outbox import WAITING, Outbox
 from bot.core.store import Store
 
 WORKER_SILENT_S = 60  # a worker whose heartbeat is older than this is not counted as alive
+FAILURES_SHOWN = 5  # the newest failed outbox items listed with their reasons (`ladder outbox` has them all)
 SLOW_ACK_MS = 2500  # chat platforms give up at 3 s: an ack slower than this is logged as a warning
 
 
 def vitals(store: Store) -> dict[str, Any]:
-    """Return the queue, failures of the last 24 hours, live workers and the outbox backlog."""
+    """Return the queue, failures of the last 24 hours, live workers and the outbox: pending,
+    failed (with the newest reasons) and delivered (kept a day) replies."""
     current = datetime.now(timezone.utc)
     day_ago = (current - timedelta(days=1)).isoformat(timespec="seconds")
     alive_since = (current - timedelta(seconds=WORKER_SILENT_S)).isoformat(timespec="seconds")
     one = store.db.execute
     queued, oldest = one("SELECT count(*), min(created_at) FROM jobs WHERE status = 'queued'").fetchone()
     pending, oldest_item, retrying = one(
-        "SELECT count(*), min(created_at), coalesce(sum(attempts > 0), 0) FROM outbox WHERE delivered_at IS NULL"
+        f"SELECT count(*), min(created_at), coalesce(sum(attempts > 0), 0) FROM outbox WHERE {WAITING}"
     ).fetchone()
+    counts = Outbox(store).counts()
     return {
         "jobs": {
             "queued": queued,
@@ -39,7 +43,12 @@ def vitals(store: Store) -> dict[str, Any]:
                                  [day_ago]).fetchone()[0],
         },
         "workers_alive": one("SELECT count(*) FROM workers WHERE heartbeat_at >= ?", [alive_since]).fetchone()[0],
-        "outbox": {"undelivered": pending, "retrying": retrying, "oldest_undelivered_s": _age(oldest_item, current)},
+        "outbox": {
+            "pending": pending, "retrying": retrying, "oldest_pending_s": _age(oldest_item, current),
+            "failed": counts["failed"], "delivered": counts["delivered"],
+            "recent_failures": [{k: row[k] for k in ("id", "place", "error", "failed_at")}
+                                for row in Outbox(store).listing("failed", limit=FAILURES_SHOWN)],
+        },
     }
 
 

@@ -368,6 +368,14 @@ def m011_outbox_failures(db: sqlite_utils.Database) -> None:
                "WHERE delivered_at IS NULL AND failed_at IS NULL AND message_key IS NOT NULL")
 
 
+@migration
+def m012_outbox_askers(db: sqlite_utils.Database) -> None:
+    """Who asked for each outbox item (`asked_by`, the platform's user id): when the item can
+    never be delivered, that user is told once, privately (`told_at`)."""
+    db["outbox"].add_column("asked_by", str)
+    db["outbox"].add_column("told_at", str)
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

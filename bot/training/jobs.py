@@ -376,7 +376,7 @@ class Worker:
         try:
             outbox = Outbox(self.store)
             for reply in outcome_replies(self.store, job) if finished else [progress_reply(job)]:
-                outbox.post(job["place"], reply)
+                outbox.post(job["place"], reply, asked_by=job.get("created_by"))
         except Exception:  # telling the chat must never break training
             logger.exception("could not post job %s's progress to %s", job["id"], job["place"])
 

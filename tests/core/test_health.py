@@ -16,7 +16,7 @@ def queue(store, project, name):
 def test_vitals_count_the_queue_failures_workers_and_undelivered_replies(store):
     empty = vitals(store)
     assert empty["jobs"] == {"queued": 0, "oldest_queued_s": None, "running": 0, "failed_24h": 0, "succeeded_24h": 0}
-    assert empty["workers_alive"] == 0 and empty["outbox"]["undelivered"] == 0
+    assert empty["workers_alive"] == 0 and empty["outbox"]["pending"] == 0 and empty["outbox"]["failed"] == 0
     project = store.create_project("watched", "ana")
     for name in ("a1", "a2", "a3"):
         queue(store, project, name)
@@ -31,7 +31,11 @@ def test_vitals_count_the_queue_failures_workers_and_undelivered_replies(store):
     seen = vitals(store)
     assert seen["jobs"]["queued"] == 1 and seen["jobs"]["oldest_queued_s"] >= 0 and seen["jobs"]["failed_24h"] == 1
     assert seen["workers_alive"] == 1
-    assert seen["outbox"]["undelivered"] == 2 and seen["outbox"]["retrying"] == 1
+    assert seen["outbox"]["pending"] == 2 and seen["outbox"]["retrying"] == 1
+    outbox.give_up(outbox.queued("slack:")[0], "is_archived: this channel is archived")
+    after = vitals(store)["outbox"]
+    assert after["pending"] == 1 and after["failed"] == 1  # a failed item is not counted as pending
+    assert after["recent_failures"][0]["error"].startswith("is_archived")
 
 
 def test_ack_times_report_percentiles_of_the_latest_requests():

@@ -47,7 +47,8 @@ class LadderBot(commands.Bot):
         await self.add_cog(Admin(self))
         self.add_dynamic_items(LadderButton)  # buttons from before a restart still resolve
         if self.deliver:
-            deliverer = Deliverer(self.runtime.store, "discord:", DiscordSender(self))
+            sender = DiscordSender(self)
+            deliverer = Deliverer(self.runtime.store, "discord:", sender, notify=sender.notify)
             threading.Thread(target=deliverer.run, args=(self.stop_delivering,), daemon=True,
                              name="ladder-discord-deliverer").start()
 

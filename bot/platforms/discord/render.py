@@ -18,7 +18,7 @@ from typing import Any
 import discord
 
 from bot.chat.messages import Choices, File, Image, Progress, Reply, Table, Text
-from bot.chat.outbox import Item, Undeliverable
+from bot.chat.outbox import Item, Undeliverable, failure_notice
 from bot.platforms.discord.places import channel_of
 from bot.platforms.text import pieces, table_csv, table_text
 
@@ -134,6 +134,14 @@ class DiscordSender:
                 logger.error("Discord refused outbox item %s for %s for good: %s", item.id, item.place, exc)
                 raise Undeliverable(f"{PERMANENT_STATUS[exc.status]}: {exc.text or exc}") from None
             raise
+
+    def notify(self, item: Item, reason: str) -> None:
+        """Tell the user who asked, in a direct message, that `item` failed for good."""
+        async def tell() -> None:
+            user = self.bot.get_user(int(item.asked_by)) or await self.bot.fetch_user(int(item.asked_by))
+            await user.send(("❌ " + failure_notice(item, reason))[:MAX_CONTENT])
+
+        asyncio.run_coroutine_threadsafe(tell(), self.bot.loop).result(self.timeout_s)
 
     async def _send(self, item: Item, previous: str | None) -> str | None:
         guild, channel_id = channel_of(item.place)

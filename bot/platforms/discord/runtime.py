@@ -92,7 +92,7 @@ class DiscordRuntime:
             await self.tell(interaction, "\n".join(r.text for r in errors))
             return
         for reply in replies:
-            self.engine.outbox.post(where, reply)
+            self.engine.outbox.post(where, reply, asked_by=turn.user)
 
     async def message(self, message: discord.Message) -> None:
         """A message in a project's thread: a follow-up needs no command. Replies go to the thread."""
@@ -112,7 +112,7 @@ class DiscordRuntime:
         except LadderError as exc:
             replies = [Text(exc.message, tone="error")]
         for reply in replies:
-            self.engine.outbox.post(where, reply)
+            self.engine.outbox.post(where, reply, asked_by=str(message.author.id))
 
     # -- answering -------------------------------------------------------------------------
 
@@ -129,7 +129,7 @@ class DiscordRuntime:
                     await interaction.followup.send(**{k: v for k, v in message.kwargs().items() if v is not None})
             return
         for reply in replies:
-            self.engine.outbox.post(where, reply)
+            self.engine.outbox.post(where, reply, asked_by=str(interaction.user.id))
         thread = where.rsplit(":", 1)[-1]
         await interaction.followup.send(f"Replies are in the project's thread: <#{thread}>.", ephemeral=True)
 

@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.chat.messages import Choices, File, Image, Progress, Reply, Table, Text
-from bot.chat.outbox import Item, Undeliverable
+from bot.chat.outbox import Item, Undeliverable, failure_notice
 from bot.platforms.slack.places import parse_place
 from bot.platforms.text import pieces, table_csv, table_text
 
@@ -145,6 +145,16 @@ class SlackSender:
                 raise Undeliverable(f"{data['error']}: {plain_error(exc)}") from None
             logger.warning("Slack refused outbox item %s for %s: %s", item.id, item.place, plain_error(exc))
             raise
+
+    def notify(self, item: Item, reason: str) -> None:
+        """Tell the user who asked, privately, that `item` failed for good: an ephemeral line in
+        its thread, or, when the channel itself is closed to Ladder, a direct message."""
+        place = parse_place(item.place)
+        text = ":x: " + failure_notice(item, reason)
+        try:
+            self.client.chat_postEphemeral(channel=place.channel, user=item.asked_by, thread_ts=place.thread_ts, text=text)
+        except SlackApiError:
+            self.client.chat_postMessage(channel=item.asked_by, text=text)  # the app's DM with the user
 
     def _send(self, place, reply: Reply, previous: str | None) -> str | None:
         message = blocks_for(reply)

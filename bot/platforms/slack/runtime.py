@@ -156,14 +156,14 @@ class SlackRuntime:
         if name in SWITCHES:  # it chooses the channel's project: run it on the channel, then use the thread
             replies = self.engine.handle(Turn(user, channel.channel_place, text, platform=PLATFORM, event_id=event_id))
             thread = self.project_thread(channel, user)
-            self.deliver(thread or channel, replies, respond)
+            self.deliver(thread or channel, replies, respond, user)
             return
         thread = self.project_thread(channel, user)
         place = thread or channel
         if name in FILE_COMMANDS and not files:
             files = self.shared_files(place, user)
         turn = Turn(user, str(place), text, files=files, platform=PLATFORM, event_id=event_id)
-        self.deliver(place if thread else None, self.engine.handle(turn), respond)
+        self.deliver(place if thread else None, self.engine.handle(turn), respond, user)
 
     def _ephemeral(self, channel: SlackPlace, user: str) -> Callable:
         """Return a `respond` that shows a reply to `user` alone in `channel` (chat.postEphemeral):
@@ -183,16 +183,17 @@ class SlackRuntime:
         attachments = self.download(files)
         turn = Turn(user, str(place), text, files=attachments, platform=PLATFORM, event_id=event_id,
                     addressed=addressed or bool(attachments))
-        self.deliver(place, self.engine.handle(turn), None)
+        self.deliver(place, self.engine.handle(turn), None, user)
 
     def button(self, place: SlackPlace, user: str, action_id: str, respond: Callable | None) -> None:
         """Run a pressed button (its meaning resolves from SQLite, so old buttons work)."""
         turn = Turn(user, str(place), action=action_id, platform=PLATFORM)
-        self.deliver(place, self.engine.handle(turn), respond)
+        self.deliver(place, self.engine.handle(turn), respond, user)
 
-    def deliver(self, place: SlackPlace | None, replies: list[Reply], respond: Callable | None) -> None:
+    def deliver(self, place: SlackPlace | None, replies: list[Reply], respond: Callable | None,
+                user: str | None = None) -> None:
         """Post replies in the place's thread through the outbox; errors-only replies, and any
-        reply with no project thread to go to, go only to the user who asked (ephemeral)."""
+        reply with no project thread to go to, go only to `user`, who asked (ephemeral)."""
         if not replies:
             return
         only_errors = all(isinstance(r, Text) and r.tone == "error" for r in replies)
@@ -209,7 +210,7 @@ class SlackRuntime:
         if place is None:
             return
         for reply in replies:
-            self.engine.outbox.post(str(place), reply)
+            self.engine.outbox.post(str(place), reply, asked_by=user)
 
     # -- files -----------------------------------------------------------------------------
 
@@ -250,7 +251,7 @@ class SlackRuntime:
                   for r in replies if isinstance(r, Text) and r.tone == "error"}
         if errors:
             return errors
-        self.deliver(place, replies, None)
+        self.deliver(place, replies, None, user)
         return None
 
 

@@ -95,7 +95,8 @@ def required(settings: Settings, socket_mode: bool) -> None:
 
 def start_deliverer(engine: Engine, client, stop: threading.Event) -> threading.Thread:
     """Deliver the outbox's Slack items (edits throttled, retries honouring Retry-After) until `stop`."""
-    deliverer = Deliverer(engine.store, "slack:", SlackSender(client))
+    sender = SlackSender(client)
+    deliverer = Deliverer(engine.store, "slack:", sender, notify=sender.notify)
     thread = threading.Thread(target=deliverer.run, args=(stop,), daemon=True, name="ladder-slack-deliverer")
     thread.start()
     return thread

@@ -29,7 +29,7 @@ from slackstandin import (
 from trainfiles import tickets, write_jsonl
 
 from bot.chat.engine import Engine
-from bot.chat.outbox import Deliverer
+from bot.chat.outbox import WAITING, Deliverer
 from bot.core.config import Settings
 from bot.core.store import Store
 from bot.platforms.slack.app import create_app
@@ -47,7 +47,8 @@ class Slack:
         self.engine = Engine(self.store, self.settings)
         self.client = WebClient(token=TOKEN, base_url=stand_in.api_url)
         self.app, self.runtime = create_app(self.engine, self.settings, self.client, token_verification_enabled=False)
-        self.deliverer = Deliverer(self.store, "slack:", SlackSender(self.client), min_edit_s=0.0)
+        sender = SlackSender(self.client)
+        self.deliverer = Deliverer(self.store, "slack:", sender, min_edit_s=0.0, notify=sender.notify)
 
     def send(self, request):
         started = time.perf_counter()
@@ -63,7 +64,7 @@ class Slack:
             self.engine.idle(timeout=60)
             self.deliverer.run_once()
             if (self.runtime.wait(timeout=0) and not self.store.db.execute(
-                    "SELECT 1 FROM outbox WHERE delivered_at IS NULL AND place LIKE 'slack:%' AND due_at <= ?",
+                    f"SELECT 1 FROM outbox WHERE {WAITING} AND place LIKE 'slack:%' AND due_at <= ?",
                     [_now()]).fetchone()):
                 return
         raise AssertionError("Slack work did not settle")
@@ -381,6 +382,46 @@ def test_a_bot_outside_the_channel_is_explained_in_plain_words(slack, stand_in):
     assert "not_in_channel" not in answer["text"]  # Slack's error code stays in the log, not the chat
 
 
+def test_a_reply_slack_refuses_for_good_is_kept_failed_told_once_privately_and_retried_by_the_cli(slack, stand_in):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from bot.core.health import vitals
+
+    slack.send(slash(stand_in, "new archive"))
+    slack.settle()
+    thread = slack.root()
+    stand_in.fail_next("chat.postMessage", "is_archived")
+    stand_in.fail_next("chat.postMessage", "is_archived")
+    slack.say("status", user="U2")
+    slack.settle()
+    slack.say("status", user="U2")
+    slack.settle()
+    refused = slack.store.db.execute("SELECT attempts, failed_at FROM outbox WHERE error LIKE 'is_archived%'").fetchall()
+    assert len(refused) == 2 and all(attempts == 1 and failed for attempts, failed in refused)  # tried once: no loop
+    notices = [p for p in stand_in.of("chat.postEphemeral") if "could not post a reply" in p.get("text", "")]
+    assert len(notices) == 1  # the user who asked is told once, not once per reply
+    assert notices[0]["user"] == "U2" and notices[0]["thread_ts"] == thread and "archived" in notices[0]["text"]
+    assert "`ladder outbox retry" in notices[0]["text"]
+    health = vitals(slack.store)["outbox"]
+    assert health["failed"] == 2 and health["pending"] == 0 and health["delivered"] >= 1
+    assert all("is_archived" in f["error"] for f in health["recent_failures"])
+    listed = CliRunner().invoke(app, ["outbox", "--json"])
+    assert listed.exit_code == 0, listed.output
+    document = json.loads(listed.stdout)
+    assert document["counts"]["failed"] == 2 and [i["asked_by"] for i in document["items"]] == ["U2", "U2"]
+    first, second = sorted(i["id"] for i in document["items"])
+    assert CliRunner().invoke(app, ["outbox", "retry", str(first)]).exit_code == 0
+    posted = len(slack.posts())
+    slack.settle()
+    assert len(slack.posts()) == posted + 1 and slack.store.db.execute(
+        "SELECT delivered_at FROM outbox WHERE id = ?", [first]).fetchone()[0]
+    assert CliRunner().invoke(app, ["outbox", "drop", str(second)]).exit_code == 0
+    again = CliRunner().invoke(app, ["outbox", "retry", str(second)])
+    assert again.exit_code == 1 and "is not a failed reply" in str(again.exception)
+    assert vitals(slack.store)["outbox"]["failed"] == 0
+
+
 def test_app_home_lists_projects_and_running_jobs(slack, stand_in):
     slack.send(slash(stand_in, "new homebound"))
     slack.settle()
@@ -430,7 +471,7 @@ def test_serve_over_http_with_a_health_check_and_signatures(home, stand_in, monk
                 time.sleep(0.2)
         first = health.json()
         assert first["status"] == "ok" and first["platform"] == "slack" and first["acks"]["count"] == 0
-        assert first["jobs"]["queued"] == 0 and first["outbox"]["undelivered"] == 0
+        assert first["jobs"]["queued"] == 0 and first["outbox"]["pending"] == 0
         request = slash(stand_in, "help")
         headers = {k: v[0] for k, v in request.headers.items()}
         answered = httpx.post(url + "/slack/events", content=request.raw_body, headers=headers, timeout=10)
