@@ -49,6 +49,11 @@ class DiscordStandIn:
         self.refuse: dict[str, int] = {}  # path prefix -> HTTP status to answer with once
         self._ids = itertools.count(5000)
         self.threads: list[int] = []
+        self.deleted: set[int] = set()  # channels and threads deleted in Discord: calls on them answer 404
+        self.nonces: dict[str, dict] = {}  # enforced nonce -> the message it created
+        self.created = 0  # messages Discord created (a repeated enforced nonce creates none)
+        self.slow: dict[str, float] = {}  # path prefix -> seconds Discord takes to answer it
+        self.abandoned: list[str] = []  # paths of calls the bot cancelled while Discord was slow
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -61,6 +66,13 @@ class DiscordStandIn:
             payload = next((json.loads(f["value"]) for f in form if f.get("name") == "payload_json"), payload)
             payload = {**(payload or {}), "files": [f.filename for f in files or []]}
         self.calls.append((route.method, _path(route), payload))
+        for prefix, seconds in self.slow.items():
+            if _path(route).startswith(prefix):
+                try:
+                    await asyncio.sleep(seconds)
+                except asyncio.CancelledError:
+                    self.abandoned.append(_path(route))
+                    raise
         for prefix, status in list(self.refuse.items()):
             if _path(route).startswith(prefix):
                 del self.refuse[prefix]
@@ -70,6 +82,14 @@ class DiscordStandIn:
                 raise error(_Response(status), {"message": "Missing Permissions" if status == 403 else "Refused",
                                                 "code": 50013 if status == 403 else 0})
         path = _path(route)
+        from discord import HTTPException, NotFound
+
+        if path.startswith("/channels/") and int(path.split("/")[2]) in self.deleted:
+            raise NotFound(_Response(404), {"message": "Unknown Channel", "code": 10003})
+        if route.method in {"POST", "PATCH"} and "/messages" in path and (problem := refusal(payload or {})):
+            raise HTTPException(_Response(400), {"message": f"Invalid Form Body: {problem}", "code": 50035})
+        if route.method == "POST" and (payload or {}).get("enforce_nonce") and payload.get("nonce") in self.nonces:
+            return self.nonces[payload["nonce"]]  # Discord answers a repeat with the message it already made
         if route.method == "POST" and path.endswith("/threads"):
             thread_id = self.next_id()
             self.threads.append(thread_id)
@@ -78,7 +98,12 @@ class DiscordStandIn:
         if route.method in {"POST", "PATCH"} and "/messages" in path:
             channel_id = path.split("/")[2]
             message_id = path.split("/")[-1] if route.method == "PATCH" else str(self.next_id())
-            return message(int(message_id), int(channel_id), payload or {})
+            made = message(int(message_id), int(channel_id), payload or {})
+            if route.method == "POST":
+                self.created += 1
+                if (payload or {}).get("enforce_nonce"):
+                    self.nonces[payload["nonce"]] = made
+            return made
         if route.method == "PUT" and path.endswith("/commands"):
             return [{"id": str(self.next_id()), "application_id": str(APP_ID), "name": c["name"], "type": 1,
                      "description": c.get("description", ""), "version": "1"} for c in payload or []]
@@ -102,6 +127,27 @@ class DiscordStandIn:
         return "\n".join(text_of(p) for p in self.posted())
 
 
+MAX_CONTENT, MAX_EMBEDS, MAX_DESCRIPTION, MAX_EMBED_TOTAL, MAX_ROWS = 2000, 10, 4096, 6000, 5
+
+
+def refusal(payload: dict) -> str | None:
+    """What Discord's 400 says of a message over its limits, or None: content over 2,000
+    characters, more than 10 embeds, a description over 4,096, embeds over 6,000 in all, more
+    than 5 rows of components."""
+    if len(payload.get("content") or "") > MAX_CONTENT:
+        return "content: Must be 2000 or fewer in length"
+    embeds = payload.get("embeds") or []
+    if len(embeds) > MAX_EMBEDS:
+        return "embeds: Must be 10 or fewer in length"
+    if any(len(e.get("description") or "") > MAX_DESCRIPTION for e in embeds):
+        return "embeds.description: Must be 4096 or fewer in length"
+    if sum(len(e.get("description") or "") + len(e.get("title") or "") for e in embeds) > MAX_EMBED_TOTAL:
+        return "embeds: Embed size exceeds maximum size of 6000"
+    if len(payload.get("components") or []) > MAX_ROWS:
+        return "components: Must be 5 or fewer in length"
+    return None
+
+
 class FakeWebhooks(AsyncWebhookAdapter):
     """The webhook layer (interaction responses and followups), recording into the stand-in."""
 
@@ -115,6 +161,10 @@ class FakeWebhooks(AsyncWebhookAdapter):
             payload = {**(payload or {}), "files": [f.filename for f in files or []]}
         path = _path(route)
         self.stand_in.calls.append((route.method, path, payload))
+        if path.startswith("/webhooks/") and not path.endswith("/callback") and (problem := refusal(payload or {})):
+            from discord import HTTPException
+
+            raise HTTPException(_Response(400), {"message": f"Invalid Form Body: {problem}", "code": 50035})
         if path.endswith("/callback"):
             kind = (payload or {}).get("type", 5)
             return {"interaction": {"id": path.split("/")[2], "type": 2}, "resource": {"type": kind}}

@@ -35,6 +35,7 @@ class SlackStandIn:
         self.slow: dict[str, float] = {}  # method -> seconds each call takes
         self.failures: dict[str, list[tuple[int, dict, dict]]] = {}  # method -> queued (status, headers, body)
         self.uploads: dict[str, bytes] = {}
+        self.deleted: set[str] = set()  # ts of messages deleted in Slack (chat.update answers message_not_found)
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         stand_in = self
@@ -109,18 +110,31 @@ class SlackStandIn:
             return 200, {}, {"ok": False, "error": "invalid_auth"}
         if method == "auth.test":
             return 200, {}, {"ok": True, "user_id": BOT, "bot_id": "B1", "team_id": TEAM, "team": "Test"}
+        refused = refusal(method, params)  # Slack's own limits, so compliance is tested, not assumed
+        if refused:
+            return 200, {}, {"ok": False, "error": refused}
         if method == "chat.postMessage":
-            return 200, {}, {"ok": True, "channel": params.get("channel"), "ts": self.next_ts()}
+            ts = self.next_ts()
+            with self._lock:  # kept, as Slack keeps it, for conversations.replies / .history
+                where = params.get("thread_ts") or f"channel:{params.get('channel')}"
+                self.thread_messages.setdefault(where, []).append(
+                    {"ts": ts, "bot_id": "B1", "text": params.get("text"), "metadata": params.get("metadata")})
+            return 200, {}, {"ok": True, "channel": params.get("channel"), "ts": ts}
         if method == "chat.postEphemeral":  # Slack needs both, and the user must be in the channel
             if not params.get("channel") or not params.get("user"):
                 return 200, {}, {"ok": False, "error": "invalid_arguments"}
             return 200, {}, {"ok": True, "message_ts": self.next_ts()}
         if method == "chat.update":
+            if params.get("ts") in self.deleted:
+                return 200, {}, {"ok": False, "error": "message_not_found"}
             return 200, {}, {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
-        if method == "conversations.replies":
-            return 200, {}, {"ok": True, "messages": self.thread_messages.get(params.get("ts"), [])}
-        if method == "conversations.history":
-            return 200, {}, {"ok": True, "messages": []}
+        if method in {"conversations.replies", "conversations.history"}:
+            where = params.get("ts") if method == "conversations.replies" else f"channel:{params.get('channel')}"
+            with self._lock:
+                messages = [dict(m) for m in self.thread_messages.get(where, [])]
+            if str(params.get("include_all_metadata")).lower() not in {"true", "1"}:  # Slack's default: no metadata
+                messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
+            return 200, {}, {"ok": True, "messages": messages if method == "conversations.replies" else messages[::-1]}
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ts)}"
             return 200, {}, {"ok": True, "file_id": file_id, "upload_url": f"{self.base}/upload/{file_id}"}
@@ -145,6 +159,33 @@ class SlackStandIn:
         self.files[name] = content
         return {"id": f"F{name.replace('.', '')}", "name": name, "size": len(content), "mimetype": "text/plain",
                 "url_private_download": f"{self.base}/files/{name}"}
+
+
+MAX_BLOCKS, MAX_SECTION, MAX_TEXT, MAX_LABEL = 50, 3000, 40000, 75
+
+
+def refusal(method: str, params: dict[str, Any]) -> str | None:
+    """The error Slack answers a message that breaks its limits with, or None: more than 50
+    blocks, a section over 3,000 characters, a button label over 75, a repeated action_id
+    (`invalid_blocks`), text over 40,000 characters (`msg_too_long`)."""
+    if method not in {"chat.postMessage", "chat.update", "chat.postEphemeral"}:
+        return None
+    if len(params.get("text") or "") > MAX_TEXT:
+        return "msg_too_long"
+    blocks = blocks_of(params)
+    if len(blocks) > MAX_BLOCKS:
+        return "invalid_blocks"
+    action_ids: list[str] = []
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict) and len(text.get("text") or "") > MAX_SECTION:
+            return "invalid_blocks"
+        for element in block.get("elements", []):
+            if element.get("type") == "button":
+                if len(element["text"]["text"]) > MAX_LABEL:
+                    return "invalid_blocks"
+                action_ids.append(element.get("action_id"))
+    return "invalid_blocks" if len(action_ids) != len(set(action_ids)) else None
 
 
 def blocks_of(params: dict[str, Any]) -> list[dict]:

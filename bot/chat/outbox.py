@@ -8,6 +8,10 @@ latest state, not a backlog. Each platform runs a `Deliverer` over the places it
 - edits are throttled per message (at most one per `min_edit_s`, one second by default);
 - delivery is at least once: an item is marked delivered only after its platform accepted it,
   and the deliverer drops a repeat of an item it already sent (dedupe on the receiving side);
+  it records "sending" (m013) before each call, so after a crash between the platform's answer
+  and the mark, the next deliverer finds the message already posted (Slack: the outbox id in
+  the message's metadata; Discord: the message nonce, which Discord itself dedupes) instead of
+  posting it twice;
 - replies to one place go out in the order they were posted: an item that waits (backing off,
   throttled, or just failed) holds back the later ones for its place, and only for its place;
 - a delivery that fails for a passing reason (a 429, a 5xx, a timeout) waits with exponential
@@ -69,6 +73,7 @@ class Item:
     attempts: int
     due_at: str = ""
     asked_by: str | None = None  # the platform's id of the user whose turn produced it, when known
+    sending_version: int = 0  # the version a deliverer began sending (0: never tried)
 
 
 class Outbox:
@@ -113,7 +118,7 @@ class Outbox:
         the places that start with `places` ("slack:") or equal it ("terminal:ana")."""
         where, args = ("substr(place, 1, ?) = ?", [len(places), places]) if places.endswith(":") else ("place = ?", [places])
         rows = self.store.db.execute(
-            "SELECT id, place, message_key, reply, version, attempts, due_at, asked_by FROM outbox "
+            "SELECT id, place, message_key, reply, version, attempts, due_at, asked_by, sending_version FROM outbox "
             f"WHERE {WAITING} AND {where} ORDER BY id LIMIT ?",
             [*args, limit],
         ).fetchall()
@@ -125,8 +130,15 @@ class Outbox:
                 logger.error("outbox item %s holds an unreadable reply; failing it", row[0])
                 self.give_up(Item(row[0], row[1], row[2], None, row[4], row[5]), "the stored reply is unreadable")  # type: ignore[arg-type]
                 continue
-            items.append(Item(row[0], row[1], row[2], reply, row[4], row[5], row[6] or "", row[7]))
+            items.append(Item(row[0], row[1], row[2], reply, row[4], row[5], row[6] or "", row[7], row[8] or 0))
         return items
+
+    def sending(self, item: Item) -> None:
+        """Record, before the platform is called, that `item`'s current version is being sent: a
+        deliverer that dies before `delivered` leaves this mark for the next one to resolve."""
+        with self.store.atomic() as db:
+            db.execute("UPDATE outbox SET sending_version = ?, sending_at = ? WHERE id = ?",
+                       [item.version, _stamp(), item.id])
 
     def delivered(self, item: Item, ref: str | None) -> bool:
         """Mark `item` delivered (if it was not replaced meanwhile) and remember the platform's
@@ -241,7 +253,9 @@ class Outbox:
 
 
 # A platform's way to show one reply: it gets the reply and, for an edit, the id of the message
-# to edit (None the first time); it returns the id of the message it posted or edited.
+# to edit (None the first time); it returns the id of the message it posted or edited. A send may
+# have a `find(item) -> id | None`: the message it already posted for `item`, looked up on the
+# platform, for an item whose earlier send was cut off (the deliverer died before recording it).
 Send = Callable[[Item, str | None], str | None]
 # A platform's way to tell the user who asked, privately, that an item failed for good (and why).
 Notify = Callable[[Item, str], None]
@@ -288,6 +302,16 @@ class Deliverer:
                 continue  # throttled: it waits (and newer edits replace it) until the second is up
             previous = self.outbox.ref(item.place, item.key) if item.key is not None else None
             try:
+                if previous is None and item.sending_version and item.id not in self._sent:
+                    found = self._find(item)  # an earlier send was cut off: did it reach the platform?
+                    if found is not None and item.sending_version >= item.version:
+                        logger.info("outbox item %s was already posted (%s) before a restart; not posting it again",
+                                    item.id, found)
+                        self._sent[item.id] = item.version
+                        self.outbox.delivered(item, found)
+                        continue
+                    previous = found  # posted, then changed: edit what is there
+                self.outbox.sending(item)
                 ref = self.send(item, previous)
             except Exception as exc:  # the platform failed: retry later (as it asked, or backing off), never lose it
                 if getattr(exc, "permanent", False):  # refused for good: retrying would loop
@@ -311,6 +335,12 @@ class Deliverer:
                 self._last_edit[edit] = self.clock()
             shown += 1
         return shown
+
+    def _find(self, item: Item) -> str | None:
+        """Return the platform's id of the message an interrupted send already posted for `item`,
+        or None when it did not post (or the platform cannot say: then it is posted again)."""
+        find = getattr(self.send, "find", None)
+        return find(item) if find is not None else None
 
     def _tell(self, item: Item, reason: str) -> None:
         """Tell the user who asked for `item`, privately and once, that it failed for good."""

@@ -376,6 +376,15 @@ def m012_outbox_askers(db: sqlite_utils.Database) -> None:
     db["outbox"].add_column("told_at", str)
 
 
+@migration
+def m013_outbox_sending(db: sqlite_utils.Database) -> None:
+    """A deliverer records which version of an item it is sending (`sending_version`, and when:
+    `sending_at`) before it calls the platform: after a crash between the platform's answer and
+    `delivered_at`, the next deliverer looks the message up instead of posting it twice."""
+    db["outbox"].add_column("sending_version", int)
+    db["outbox"].add_column("sending_at", str)
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -10,6 +10,7 @@ embed; images and files are attachments, and a table too long for an embed is a 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import logging
 from dataclasses import dataclass, field
@@ -129,6 +130,9 @@ class DiscordSender:
         future = asyncio.run_coroutine_threadsafe(self._send(item, previous), self.bot.loop)
         try:
             return future.result(self.timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # not left running while the outbox sends it again (the nonce covers a late one)
+            raise TimeoutError(f"Discord did not answer within {self.timeout_s:g} s") from None
         except discord.HTTPException as exc:
             if exc.status in PERMANENT_STATUS:
                 logger.error("Discord refused outbox item %s for %s for good: %s", item.id, item.place, exc)
@@ -151,7 +155,11 @@ class DiscordSender:
             await channel.get_partial_message(int(previous)).edit(**messages[0].kwargs())
             return previous
         first = None
-        for message in messages:
-            sent = await channel.send(**{k: v for k, v in message.kwargs().items() if v is not None})
+        for index, message in enumerate(messages):
+            # The nonce names this item's version and part; Discord (enforce_nonce, set by
+            # discord.py with it) answers a repeat within minutes with the first message, so a
+            # send retried after a crash or a timeout does not post twice.
+            sent = await channel.send(**{k: v for k, v in message.kwargs().items() if v is not None},
+                                      nonce=f"{item.id}.{item.version}.{index}")
             first = first or str(sent.id)
         return first

@@ -32,6 +32,8 @@ MAX_BLOCKS = 50  # blocks in one message
 MAX_SECTION = 3000  # characters in one section's text
 MAX_LABEL = 75  # characters in a button label
 MAX_ACTIONS = 25  # elements in one actions block
+METADATA_EVENT = "ladder_outbox"  # message metadata carrying the outbox id, to find a post after a crash
+FIND_PAGES = 10  # pages of 200 thread replies searched for an interrupted post
 TONE = {"info": "", "success": ":white_check_mark: ", "warning": ":warning: ", "error": ":x: "}
 # What Slack's errors mean, in plain words, and what to do about them.
 PLAIN = {
@@ -87,7 +89,7 @@ def blocks_for(reply: Reply) -> tuple[list[Block], str] | None:
     uploaded instead (an image, a file, or a table longer than a message holds)."""
     if isinstance(reply, Text):
         text = TONE[reply.tone] + (f"**{reply.title}**\n\n" if reply.title else "") + reply.text
-        return _sections(text)[:MAX_BLOCKS], (reply.title or reply.text)[:200]
+        return _sections(text), (reply.title or reply.text)[:200]
     if isinstance(reply, Progress):
         fraction = reply.fraction
         bar = ""
@@ -108,7 +110,7 @@ def blocks_for(reply: Reply) -> tuple[list[Block], str] | None:
         ]
         for start in range(0, len(buttons), MAX_ACTIONS):
             blocks.append(ActionsBlock(elements=buttons[start:start + MAX_ACTIONS]))
-        return blocks[:MAX_BLOCKS], reply.prompt[:200]
+        return blocks, reply.prompt[:200]
     if isinstance(reply, Table):
         parts = pieces(table_text(reply), MAX_SECTION - 8)  # room for the ``` fences
         if len(parts) > MAX_BLOCKS - 1:
@@ -119,6 +121,28 @@ def blocks_for(reply: Reply) -> tuple[list[Block], str] | None:
         blocks += [SectionBlock(text=MarkdownTextObject(text=f"```\n{part}\n```")) for part in parts]
         return blocks, reply.title or "table"
     return None
+
+
+def split_messages(blocks: list) -> list[list]:
+    """Cut a reply's blocks into messages of at most 50: nothing is dropped, and a reply's
+    buttons (its actions blocks, at its end) stay together in its last message."""
+    if len(blocks) <= MAX_BLOCKS:
+        return [blocks]
+    actions = 0
+    while actions < len(blocks) and _is_actions(blocks[len(blocks) - 1 - actions]):
+        actions += 1
+    body, tail = blocks[:len(blocks) - actions], blocks[len(blocks) - actions:]
+    messages = [body[start:start + MAX_BLOCKS] for start in range(0, len(body), MAX_BLOCKS)]
+    if tail and len(messages[-1]) + len(tail) > MAX_BLOCKS:
+        keep = max(0, MAX_BLOCKS - len(tail))  # the last sections move with the buttons they explain
+        messages[-1], moved = messages[-1][:keep], messages[-1][keep:]
+        messages.append(moved)
+    messages[-1] = messages[-1] + tail
+    return [message for message in messages if message]
+
+
+def _is_actions(block) -> bool:
+    return (block.get("type") if isinstance(block, dict) else block.type) == "actions"
 
 
 class SlackSender:
@@ -136,7 +160,7 @@ class SlackSender:
     def __call__(self, item: Item, previous: str | None) -> str | None:
         place = parse_place(item.place)
         try:
-            return self._send(place, item.reply, previous)
+            return self._send(place, item.reply, previous, item.id)
         except SlackApiError as exc:
             if exc.response.status_code == 429:
                 raise RetryLater(float(exc.response.headers.get("Retry-After", 1))) from None
@@ -156,18 +180,46 @@ class SlackSender:
         except SlackApiError:
             self.client.chat_postMessage(channel=item.asked_by, text=text)  # the app's DM with the user
 
-    def _send(self, place, reply: Reply, previous: str | None) -> str | None:
+    def _send(self, place, reply: Reply, previous: str | None, item_id: int = 0) -> str | None:
         message = blocks_for(reply)
         if message is None:
             return self._upload(place, reply)
         blocks, text = message
-        blocks = [block.to_dict() for block in blocks]  # the models check Slack's limits here
-        if previous is not None:
-            self.client.chat_update(channel=place.channel, ts=previous, blocks=blocks, text=text)
-            return previous
-        response = self.client.chat_postMessage(channel=place.channel, thread_ts=place.thread_ts, blocks=blocks,
-                                                text=text, unfurl_links=False)
-        return response["ts"]
+        parts = split_messages([block.to_dict() for block in blocks])  # the models check Slack's limits here
+        first = previous
+        for index, part in enumerate(parts):
+            if index == 0 and previous is not None:
+                self.client.chat_update(channel=place.channel, ts=previous, blocks=part, text=text)
+                continue
+            response = self.client.chat_postMessage(channel=place.channel, thread_ts=place.thread_ts, blocks=part,
+                                                    text=text if index == 0 else f"{text} (continued)",
+                                                    unfurl_links=False,
+                                                    metadata={"event_type": METADATA_EVENT,
+                                                              "event_payload": {"outbox_item": item_id}})
+            first = first or response["ts"]
+        return first
+
+    def find(self, item: Item) -> str | None:
+        """Return the ts of the message already posted for `item` (its outbox id is in the
+        message's metadata), looked up in the thread (or the channel's recent history)."""
+        place = parse_place(item.place)
+        cursor = None
+        for _ in range(FIND_PAGES):
+            if place.thread_ts:
+                page = self.client.conversations_replies(channel=place.channel, ts=place.thread_ts, limit=200,
+                                                         include_all_metadata=True, cursor=cursor)
+            else:
+                page = self.client.conversations_history(channel=place.channel, limit=200, include_all_metadata=True,
+                                                         cursor=cursor)
+            for message in page.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                if (metadata.get("event_type") == METADATA_EVENT
+                        and str((metadata.get("event_payload") or {}).get("outbox_item")) == str(item.id)):
+                    return message["ts"]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor or not place.thread_ts:  # a channel's history is newest first: one page is enough
+                return None
+        return None
 
     def _upload(self, place, reply: Reply) -> str | None:
         if isinstance(reply, (Image, File)):

@@ -27,7 +27,7 @@ from bot.core.config import Settings
 from bot.core.errors import LadderError
 from bot.platforms.slack.files import download
 from bot.platforms.slack.places import SlackPlace, parse_place
-from bot.platforms.slack.render import MAX_BLOCKS, blocks_for, plain_error
+from bot.platforms.slack.render import blocks_for, plain_error, split_messages
 
 logger = logging.getLogger("ladder.slack")
 
@@ -204,8 +204,8 @@ class SlackRuntime:
                 if message is not None:
                     blocks += [block.to_dict() for block in message[0]]
                     texts.append(message[1])
-            respond(blocks=blocks[:MAX_BLOCKS], text="\n".join(texts)[:3000], response_type="ephemeral",
-                    replace_original=False)
+            for part in split_messages(blocks):  # past 50 blocks, the answer continues in a second one
+                respond(blocks=part, text="\n".join(texts)[:3000], response_type="ephemeral", replace_original=False)
             return
         if place is None:
             return

@@ -296,6 +296,58 @@ def test_long_output_is_split_and_only_a_refusal_for_good_is_not_retried(home, s
     run(scenario)
 
 
+def test_a_send_whose_answer_was_lost_is_sent_again_without_a_second_message(home, stand_in):
+    from bot.chat.messages import Text
+
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("new", [{"name": "name", "type": 3, "value": "nonces"}])
+        real, lost = world.deliverer.send, []
+
+        def answer_lost_once(item, previous):
+            ref = real(item, previous)
+            if not lost:  # Discord made the message; its answer never came back (a timeout, a crash)
+                lost.append(ref)
+                raise TimeoutError("no answer from Discord")
+            return ref
+
+        world.deliverer.send = answer_lost_once
+        created = stand_in.created
+        item = world.engine.outbox.post(f"discord:{GUILD}:{CHANNEL}:{world.thread}", Text("exactly once"))
+        await asyncio.to_thread(world.deliverer.run_once)
+        world.store.db.execute("UPDATE outbox SET due_at = '' WHERE id = ?", [item])  # its retry is due now
+        world.store.db.conn.commit()
+        await asyncio.to_thread(world.deliverer.run_once)
+        sends = [p for p in world.in_thread() if text_of(p) == "exactly once"]
+        assert len(sends) == 2 and sends[0]["nonce"] == sends[1]["nonce"]  # sent twice, with one nonce
+        assert stand_in.created == created + 1  # so Discord made one message
+        assert world.store.db.execute("SELECT delivered_at FROM outbox WHERE id = ?", [item]).fetchone()[0]
+
+    run(scenario)
+
+
+def test_a_send_that_times_out_is_cancelled_not_left_running(home, stand_in):
+    from bot.chat.messages import Text
+
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("new", [{"name": "name", "type": 3, "value": "slowpoke"}])
+        deliverer = Deliverer(world.store, "discord:", DiscordSender(world.bot, timeout_s=0.2), min_edit_s=0.0)
+        stand_in.slow[f"/channels/{world.thread}/messages"] = 30.0
+        created = stand_in.created
+        item = world.engine.outbox.post(f"discord:{GUILD}:{CHANNEL}:{world.thread}", Text("too slow"))
+        await asyncio.to_thread(deliverer.run_once)
+        row = world.store.db.execute("SELECT attempts, error, delivered_at FROM outbox WHERE id = ?", [item]).fetchone()
+        assert row[0] == 1 and "did not answer within 0.2 s" in row[1] and row[2] is None  # retried later
+        for _ in range(100):  # the cancellation lands on the bot's loop: let it run
+            if stand_in.abandoned:
+                break
+            await asyncio.sleep(0.01)
+        assert stand_in.abandoned == [f"/channels/{world.thread}/messages"] and stand_in.created == created
+
+    run(scenario)
+
+
 def test_missing_token_is_one_line_naming_the_variable(home):
     env = {k: v for k, v in os.environ.items() if "DISCORD" not in k}
     result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "discord"], capture_output=True, text=True,

@@ -422,6 +422,53 @@ def test_a_reply_slack_refuses_for_good_is_kept_failed_told_once_privately_and_r
     assert vitals(slack.store)["outbox"]["failed"] == 0
 
 
+CRASHING_DELIVERER = """
+import os, signal, sys
+from slack_sdk import WebClient
+from bot.chat.outbox import Deliverer
+from bot.core.store import Store
+from bot.platforms.slack.render import SlackSender
+
+db, api, when = sys.argv[1:4]
+sender = SlackSender(WebClient(token="xoxb-test-token", base_url=api))
+
+def send(item, previous):
+    if when == "before":  # killed after recording "sending", before Slack heard of it
+        os.kill(os.getpid(), signal.SIGKILL)
+    sender(item, previous)
+    os.kill(os.getpid(), signal.SIGKILL)  # Slack posted it; the deliverer dies before recording that
+
+send.find = sender.find
+Deliverer(Store(db), "slack:", send).run_once()
+"""
+
+
+def test_a_deliverer_killed_between_slacks_answer_and_its_record_posts_nothing_twice(home, stand_in):
+    from bot.chat.messages import Text
+    from bot.chat.outbox import Outbox
+
+    store = Store(home / "ladder.db")
+    outbox = Outbox(store)
+    posted = outbox.post("slack:T1:C1:1700000000.000100", Text("posted just before the crash"))
+    unsent = outbox.post("slack:T1:C2:1700000000.000200", Text("never reached Slack"))
+    for when in ("after", "before"):  # two real processes, each killed mid-delivery
+        crashed = subprocess.run([sys.executable, "-c", CRASHING_DELIVERER, str(home / "ladder.db"), stand_in.api_url,
+                                  when], cwd=Path(__file__).parents[3], timeout=120, capture_output=True, text=True)
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    texts = [p["text"] for p in stand_in.of("chat.postMessage")]
+    assert texts.count("posted just before the crash") == 1 and "never reached Slack" not in texts
+    # The second process found the first one's post by its metadata and recorded it, then died itself.
+    assert outbox.pending("slack:T1:C1:1700000000.000100") == 0 and outbox.pending("slack:T1:C2:1700000000.000200") == 1
+    Deliverer(store, "slack:", SlackSender(WebClient(token=TOKEN, base_url=stand_in.api_url))).run_once()
+    texts = [p["text"] for p in stand_in.of("chat.postMessage")]
+    assert texts.count("posted just before the crash") == 1  # found by its metadata, not posted again
+    assert texts.count("never reached Slack") == 1  # not found: posted once
+    assert {c["ts"] for c in stand_in.of("conversations.replies")} == {"1700000000.000100", "1700000000.000200"}
+    delivered = store.db.execute("SELECT id FROM outbox WHERE delivered_at IS NOT NULL ORDER BY id").fetchall()
+    assert [row[0] for row in delivered] == [posted, unsent]
+    store.close()
+
+
 def test_app_home_lists_projects_and_running_jobs(slack, stand_in):
     slack.send(slash(stand_in, "new homebound"))
     slack.settle()
@@ -447,6 +494,30 @@ def test_block_kit_limits_are_respected():
     blocks, _ = blocks_for(Table(("a",), tuple((str(i) * 50,) for i in range(100)), "long"))
     assert len(blocks) > 2 and all(len(b.to_dict().get("text", {}).get("text", "")) <= 3000 for b in blocks)
     assert blocks_for(Table(("a",), tuple(("x" * 3000,) for i in range(60)), "huge")) is None  # uploaded as CSV
+
+
+def test_long_replies_continue_in_more_messages_and_no_cut_lands_inside_a_link(home, stand_in):
+    from bot.chat.messages import Choice, Choices, Text
+    from bot.chat.outbox import Outbox
+
+    store = Store(home / "ladder.db")
+    outbox, place = Outbox(store), "slack:T1:C1:1700000000.000100"
+    lines = [f"{i:03d} see [the policy](https://example.com/p/{i}) & more; " + "filler " * 60 for i in range(400)]
+    outbox.post(place, Text("\n".join(lines)))
+    options = tuple(Choice(f"c{i}", f"option {i}") for i in range(3))
+    outbox.post(place, Choices("\n".join(lines[:200]), options))
+    Deliverer(store, "slack:", SlackSender(WebClient(token=TOKEN, base_url=stand_in.api_url))).run_once()
+    assert store.db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL").fetchone()[0] == 2
+    posts = stand_in.of("chat.postMessage")  # the stand-in refuses what breaks Slack's limits: none was refused
+    assert len(posts) >= 3 and all(len(p["blocks"]) <= 50 for p in posts)
+    shown = "\n".join(text_of(p) for p in posts)
+    for i in range(400):  # nothing dropped, every link whole, every escape whole
+        assert f"{i:03d} see <https://example.com/p/{i}|the policy> &amp; more;" in shown
+    for section in (b["text"]["text"] for p in posts for b in p["blocks"] if b["type"] == "section"):
+        assert section.count("<") == section.count(">") and not re.search(r"&\w*$", section)
+    assert [b["type"] for b in posts[-1]["blocks"]][-1] == "actions" and "199 see" in text_of(posts[-1])
+    assert sum(b["type"] == "actions" for p in posts for b in p["blocks"]) == 1  # the buttons, once, at the end
+    store.close()
 
 
 def test_serve_over_http_with_a_health_check_and_signatures(home, stand_in, monkeypatch):
