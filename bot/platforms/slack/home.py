@@ -28,11 +28,18 @@ from bot.platforms.slack.render import mrkdwn
 HOME_PROJECTS = 10  # projects shown on the App Home, newest first
 
 
-def form_view(form: dict[str, Any], callback_id: str, metadata: str) -> dict[str, Any]:
-    """Return the modal for a button's form (`bot.chat.messages.Form` as a dict)."""
+def form_view(form: dict[str, Any], callback_id: str, metadata: str,
+              errors: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return the modal for a button's form (`bot.chat.messages.Form` as a dict); `errors` (by
+    field name) are shown beside their fields, and under the description for the form itself."""
+    errors = dict(errors or {})
+    names = {field["name"] for field in form["fields"]}
     blocks = []
     if form.get("description"):
         blocks.append(SectionBlock(text=MarkdownTextObject(text=mrkdwn(form["description"]))))
+    general = [text for name, text in errors.items() if name not in names]
+    if general:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=":x: " + mrkdwn(" ".join(general))[:2900])))
     for field in form["fields"]:
         name = field["name"]
         if field["kind"] == "choice":
@@ -46,10 +53,20 @@ def form_view(form: dict[str, Any], callback_id: str, metadata: str) -> dict[str
             element = PlainTextInputElement(action_id=name, initial_value=field["default"] or None)
         blocks.append(InputBlock(block_id=name, label=field["label"], element=element,
                                  hint=field["hint"] or None, optional=field["kind"] == "number"))
+        if name in errors:
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=":x: " + mrkdwn(errors[name])[:2900])]))
     view = View(type="modal", callback_id=callback_id, private_metadata=metadata,
                 title=PlainTextObject(text=form["title"][:24]), submit=PlainTextObject(text=form["submit"][:24]),
                 close=PlainTextObject(text="Cancel"), blocks=blocks)
     return view.to_dict()
+
+
+def status_view(view: dict[str, Any], line: str) -> dict[str, Any]:
+    """Return a modal with `view`'s title that shows one line and can only be closed."""
+    title = (view.get("title") or {}).get("text") or "Ladder"
+    return View(type="modal", title=PlainTextObject(text=title[:24]), close=PlainTextObject(text="Close"),
+                private_metadata=view.get("private_metadata") or "",
+                blocks=[SectionBlock(text=MarkdownTextObject(text=mrkdwn(line)))]).to_dict()
 
 
 def home_view(store: Store, user: str) -> dict[str, Any]:

@@ -240,6 +240,31 @@ class SlackRuntime:
         view = form_view(form, FORM_CALLBACK, json.dumps({"action": action_id, "place": str(place)}))
         self.client.views_open(trigger_id=trigger_id, view=view)
 
+    def finish_form(self, user: str, view: dict[str, Any]) -> None:
+        """Run the button behind a submitted (and already acked) modal, then update the modal: the
+        form again with its problems beside their fields, or a line saying it started."""
+        from bot.platforms.slack.home import form_view, status_view
+
+        try:
+            errors = self.submit_form(user, view["private_metadata"], view["state"]["values"])
+        except Exception:  # never leave the modal saying "checking", never show the raw error
+            incident = secrets.token_hex(4)
+            logger.exception("incident %s in a Slack form submission", incident)
+            errors = {"": f"Something went wrong on our side (incident {incident}); it is in the log."}
+        if not errors:
+            self.client.views_update(view_id=view["id"], view=status_view(
+                view, ":white_check_mark: Started: its replies follow in the project's thread."))
+            return
+        meta = json.loads(view["private_metadata"])
+        stored = self.store.resolve_action(meta["action"])
+        if not stored or not stored["form"]:
+            self.client.views_update(view_id=view["id"], view=status_view(view, ":x: " + " ".join(errors.values())))
+            return
+        submitted = {name: _value(next(iter(fields.values()))) for name, fields in view["state"]["values"].items()}
+        form = {**stored["form"], "fields": [{**field, "default": submitted.get(field["name"]) or field["default"]}
+                                             for field in stored["form"]["fields"]]}
+        self.client.views_update(view_id=view["id"], view=form_view(form, FORM_CALLBACK, view["private_metadata"], errors))
+
     def submit_form(self, user: str, metadata: str, values: dict[str, dict[str, Any]]) -> dict[str, str] | None:
         """Run the button behind a submitted modal; return {field: error} to show in the modal, or
         None when it ran (its replies go to the thread)."""

@@ -286,6 +286,35 @@ def test_a_replayed_event_does_no_double_work(slack, stand_in):
     assert len(statuses) == 1
 
 
+def modal_update(stand_in: SlackStandIn) -> dict:
+    """The view of the latest views.update (how a submitted modal shows what came of it)."""
+    view = stand_in.of("views.update")[-1]["view"]
+    return json.loads(view) if isinstance(view, str) else view
+
+
+def test_a_modal_submission_is_acked_before_sqlite_is_touched(slack, stand_in, tmp_path):
+    import sqlite3
+
+    slack.send(slash(stand_in, "new modals"))
+    slack.settle()
+    data = write_jsonl(tmp_path / "tickets.jsonl", tickets(160))
+    slack.say("train name=modal-v1 max_length=128 steps=2", files=[stand_in.shared_file("tickets.jsonl", data.read_bytes())])
+    slack.settle()
+    slack.send(click(stand_in, slack.latest_button("Launch"), thread_ts=slack.root()))
+    view = stand_in.of("views.open")[-1]["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    holder = sqlite3.connect(slack.settings.db_path, timeout=30)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds ladder.db for a long write
+    try:
+        response = slack.send(submit(view, {"steps": "2"}))
+        assert response.status == 200 and slack.ack_s < 1.0  # acked within Slack's 3 s all the same
+    finally:
+        holder.rollback()
+        holder.close()
+    slack.settle()
+    assert "Started" in text_of(modal_update(stand_in)) and len(slack.store.jobs()) == 1
+
+
 def test_dataset_doctor_launch_modal_progress_and_the_loss_curve(slack, stand_in, tmp_path):
     slack.send(slash(stand_in, "new intents"))
     slack.settle()
@@ -303,20 +332,25 @@ def test_dataset_doctor_launch_modal_progress_and_the_loss_curve(slack, stand_in
         else stand_in.of("views.open")[-1]["view"]
     assert {b["block_id"] for b in view["blocks"] if b["type"] == "input"} == {"base_model", "method", "steps"}
     refused = slack.send(submit(view, {"steps": "6"}, user="U2"))
-    assert json.loads(refused.body)["response_action"] == "errors"
-    assert "only trainers can launch" in refused.body
-    assert slack.store.jobs() == []
+    assert json.loads(refused.body)["response_action"] == "update" and "Checking" in refused.body  # acked first
+    slack.settle()
+    assert "only trainers can launch" in text_of(modal_update(stand_in)) and slack.store.jobs() == []
 
     # A trainer: a bad field is shown beside it, and nothing runs.
     slack.send(click(stand_in, launch, thread_ts=thread))
     view = stand_in.of("views.open")[-1]["view"]
     view = json.loads(view) if isinstance(view, str) else view
-    bad = slack.send(submit(view, {"base_model": str(tmp_path / "no-such-model")}))
-    assert json.loads(bad.body)["errors"].keys() == {"base_model"} and slack.store.jobs() == []
-    ok = slack.send(submit(view, {"steps": "6"}))
-    assert ok.status == 200 and ok.body == ""  # the modal closes
+    slack.send(submit(view, {"base_model": str(tmp_path / "no-such-model"), "steps": "7"}))
     slack.settle()
-    assert "Queued job 1" in all_text(stand_in)
+    again = modal_update(stand_in)  # the form again: the problem beside its field, the values kept
+    kinds = [b["type"] for b in again["blocks"]]
+    assert kinds[kinds.index("input", [b.get("block_id") for b in again["blocks"]].index("base_model")) + 1] == "context"
+    assert str(tmp_path / "no-such-model") in json.dumps(again) and '"initial_value": "7"' in json.dumps(again)
+    assert slack.store.jobs() == []
+    ok = slack.send(submit(again, {"base_model": "", "steps": "6"}))
+    assert ok.status == 200 and json.loads(ok.body)["response_action"] == "update"
+    slack.settle()
+    assert "Started" in text_of(modal_update(stand_in)) and "Queued job 1" in all_text(stand_in)
 
     # A separate `ladder worker` trains it; its progress edits one message in the thread.
     worker = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker", "--poll", "0.2"],
