@@ -19,6 +19,8 @@ latest state, not a backlog. Each platform runs a `Deliverer` over the places it
   a refusal for good (`Undeliverable`: no access to the channel, a revoked token, a payload the
   platform rejects) ends it at once. Either way the item is kept as failed with its reason
   (`failed_at`, `error`), counted at /healthz, and listed, retried or dropped by `ladder outbox`;
+- one process delivers a set of places at a time (a lease, m014): a second one waits, and takes
+  over when the first stops, dies or stalls;
 - delivered items are pruned a day after delivery, failed ones after a week, on a schedule.
 
 Everything lives in SQLite (migrations m007, m011), so it survives restarts of either side.
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +50,7 @@ MAX_ATTEMPTS = 12  # tries of a passing failure before the item is failed: about
 KEEP_DELIVERED_S = 24 * 3600  # delivered items are kept a day for the runbook, then removed
 KEEP_FAILED_S = 7 * 24 * 3600  # failed items are kept a week for `ladder outbox`, then removed
 PRUNE_EVERY_S = 3600.0  # how often a running deliverer prunes
+LEASE_S = 15.0  # a deliverer's lease on its places lasts this long unless renewed: a dead one's is taken after it
 WAITING = "delivered_at IS NULL AND failed_at IS NULL"  # SQL: still to deliver (due or backing off)
 
 
@@ -252,6 +257,50 @@ class Outbox:
                               [_stamp(-older_than_s), _stamp(-failed_older_than_s)]).rowcount
 
 
+class Lease:
+    """Which process delivers a set of places (a row in `leases`, m014). A process holds it while
+    it renews it (each round, once half of LEASE_S is gone); another process waits, and takes it
+    over when it expires, or at once when its holder is a process on this host that is gone."""
+
+    def __init__(self, store: Store, name: str, seconds: float = LEASE_S):
+        self.store, self.name, self.seconds = store, name, seconds
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.owner = f"{self.host}:{self.pid}"
+        self._until = 0.0  # monotonic time until which this process need not renew
+
+    def hold(self) -> bool:
+        """Take or renew the lease; return False while another live process holds it."""
+        if time.monotonic() < self._until:
+            return True
+        with self.store.atomic() as db:
+            row = db.execute("SELECT owner, host, pid, expires_at FROM leases WHERE name = ?", [self.name]).fetchone()
+            if row is not None and row[0] != self.owner and row[3] > _stamp() and not self._gone(row[1], row[2]):
+                return False
+            db["leases"].upsert({"name": self.name, "owner": self.owner, "host": self.host, "pid": self.pid,
+                                 "heartbeat_at": _stamp(), "expires_at": _stamp(self.seconds)}, pk="name")
+        if row is not None and row[0] != self.owner:
+            logger.info("delivering %s here now (%s); %s held it before", self.name, self.owner, row[0])
+        self._until = time.monotonic() + self.seconds / 2
+        return True
+
+    def release(self) -> None:
+        """Give the lease up (a clean stop), so another process takes over at once."""
+        self._until = 0.0
+        with self.store.atomic() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", [self.name, self.owner])
+
+    def _gone(self, host: str, pid: int) -> bool:
+        if host != self.host:
+            return False  # another machine's process: only its lease's expiry tells
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
 # A platform's way to show one reply: it gets the reply and, for an edit, the id of the message
 # to edit (None the first time); it returns the id of the message it posted or edited. A send may
 # have a `find(item) -> id | None`: the message it already posted for `item`, looked up on the
@@ -280,10 +329,13 @@ class Deliverer:
         self.clock = clock
         self._last_edit: dict[tuple[str, str], float] = {}
         self._sent: dict[int, int] = {}  # item id -> newest version this deliverer has shown
+        self.lease = Lease(store, f"deliver:{places}")
 
     def run_once(self) -> int:
         """Deliver what is due now, in order per place; return how many items were shown. Never
         raises for a failing platform: the item is retried later or failed with its reason."""
+        if not self.lease.hold():
+            return 0  # another process delivers these places; this one waits to take over
         shown = 0
         held: set[str] = set()  # places whose earlier item waits: their later items wait too
         now = _stamp()
@@ -364,3 +416,7 @@ class Deliverer:
             except Exception:  # a broken store must not kill the thread silently
                 logger.exception("the outbox deliverer for %s failed; retrying", self.places)
             stop.wait(poll_s)
+        try:
+            self.lease.release()
+        except Exception:  # the store is gone: the lease expires on its own
+            logger.warning("could not release the delivery lease for %s", self.places)

@@ -385,6 +385,15 @@ def m013_outbox_sending(db: sqlite_utils.Database) -> None:
     db["outbox"].add_column("sending_at", str)
 
 
+@migration
+def m014_delivery_leases(db: sqlite_utils.Database) -> None:
+    """One deliverer per set of places: a lease row (`name`, the process that holds it, its
+    heartbeat and expiry). Another process waits, and takes over once the lease expires or its
+    holder (on the same host) is gone."""
+    db["leases"].create({"name": str, "owner": str, "host": str, "pid": int, "heartbeat_at": str, "expires_at": str},
+                        pk="name")
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

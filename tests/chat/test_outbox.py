@@ -167,3 +167,67 @@ def test_a_waiting_item_holds_back_its_place_only_and_failures_are_kept_with_the
     assert shown == ["slack:B:next", "slack:A:after"]  # the failed item no longer holds A back
     assert outbox.retry(failed["id"]) and outbox.counts()["pending"] == 1
     assert outbox.drop(failed["id"]) and not outbox.retry(failed["id"]) and outbox.counts()["pending"] == 0
+
+
+DELIVERING_PROCESS = """
+import os, sys, threading
+from bot.chat.outbox import Deliverer
+from bot.core.store import Store
+
+db, shown, ready = sys.argv[1:4]
+
+def send(item, previous):
+    with open(shown, "a") as out:
+        out.write(f"{os.getpid()} {item.reply.text}\\n")
+    return None
+
+deliverer = Deliverer(Store(db), "lease:", send, min_edit_s=0.0)
+deliverer.run_once()  # its first try at the lease
+open(ready, "w").close()
+deliverer.run(threading.Event(), poll_s=0.05)
+"""
+
+
+def test_one_process_delivers_a_place_and_another_takes_over_when_it_dies(store, settings, tmp_path):
+    shown = tmp_path / "shown.txt"
+    shown.touch()
+    outbox = Outbox(store)
+
+    def start(name: str) -> subprocess.Popen:
+        ready = tmp_path / name
+        process = subprocess.Popen([sys.executable, "-c", DELIVERING_PROCESS, str(settings.db_path), str(shown), str(ready)])
+        deadline = time.time() + 60
+        while not ready.exists() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert ready.exists(), "the delivering process did not start"
+        return process
+
+    def wait_for(count: int) -> list[tuple[int, str]]:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            lines = [line.split(" ", 1) for line in shown.read_text().splitlines()]
+            if len(lines) >= count:
+                return [(int(pid), text) for pid, text in lines]
+            time.sleep(0.05)
+        raise AssertionError(f"{count} deliveries did not happen: {shown.read_text()!r}")
+
+    outbox.post("lease:a", Text("one"))
+    first, second = start("first-ready"), None
+    try:
+        wait_for(1)  # the first process holds the lease now
+        second = start("second-ready")  # up and polling
+        for n in range(2, 12):  # one at a time: each is a race the second process would win half the time
+            outbox.post("lease:a", Text(f"m{n}"))
+            lines = wait_for(n)
+        assert {pid for pid, _ in lines} == {first.pid}  # the second one waited: no item twice, none by it
+        first.kill()
+        first.wait(30)
+        outbox.post("lease:a", Text("after the first died"))
+        lines = wait_for(12)
+        assert lines[-1] == (second.pid, "after the first died")  # taken over, at once (its holder is gone)
+        assert [text for _, text in lines] == ["one", *[f"m{n}" for n in range(2, 12)], "after the first died"]
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(30)

@@ -35,8 +35,9 @@ EXPECTED_COLUMNS = {
     "audit": {"id", "at", "user", "action", "project_id", "subject", "detail"},
     "interview_sessions": {"project_id", "current", "draft", "history", "updated_by", "updated_at"},
     "outbox": {"id", "place", "message_key", "reply", "version", "created_at", "updated_at", "due_at", "attempts",
-               "error", "delivered_at"},
+               "error", "delivered_at", "failed_at", "asked_by", "told_at", "sending_version", "sending_at"},
     "outbox_refs": {"place", "message_key", "ref", "updated_at"},
+    "leases": {"name", "owner", "host", "pid", "heartbeat_at", "expires_at"},
     "evaluations": {"id", "project_id", "created_by", "created_at", "items", "variants", "result"},
 }
 
