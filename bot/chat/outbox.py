@@ -21,7 +21,8 @@ latest state, not a backlog. Each platform runs a `Deliverer` over the places it
   (`failed_at`, `error`), counted at /healthz, and listed, retried or dropped by `ladder outbox`;
 - one process delivers a set of places at a time (a lease, m014): a second one waits, and takes
   over when the first stops, dies or stalls;
-- delivered items are pruned a day after delivery, failed ones after a week, on a schedule.
+- delivered items are pruned a day after delivery, failed ones after a week, and (with the
+  retention setting) turns, buttons and message ids after LADDER_RETENTION_DAYS, every hour.
 
 Everything lives in SQLite (migrations m007, m011), so it survives restarts of either side.
 """
@@ -320,11 +321,13 @@ class Deliverer:
     """Hands the outbox items for some places to a platform's `send`, in order."""
 
     def __init__(self, store: Store, places: str, send: Send, min_edit_s: float = MIN_EDIT_S,
-                 clock: Callable[[], float] = time.monotonic, notify: Notify | None = None):
+                 clock: Callable[[], float] = time.monotonic, notify: Notify | None = None,
+                 retention_days: float | None = None):
         self.outbox = Outbox(store)
         self.places = places
         self.send = send
         self.notify = notify
+        self.retention_days = retention_days  # also prune turns, buttons and message ids older than this
         self.min_edit_s = min_edit_s
         self.clock = clock
         self._last_edit: dict[tuple[str, str], float] = {}
@@ -388,6 +391,15 @@ class Deliverer:
             shown += 1
         return shown
 
+    def prune(self) -> None:
+        """Remove delivered and failed items past their keeping time, and (given a retention)
+        the turns, buttons and message ids older than it."""
+        self.outbox.forget_delivered()
+        if self.retention_days is not None:
+            gone = self.outbox.store.prune_history(self.retention_days)
+            if any(gone.values()):
+                logger.info("pruned history older than %g days: %s", self.retention_days, gone)
+
     def _find(self, item: Item) -> str | None:
         """Return the platform's id of the message an interrupted send already posted for `item`,
         or None when it did not post (or the platform cannot say: then it is posted again)."""
@@ -410,7 +422,7 @@ class Deliverer:
         while not stop.is_set():
             try:
                 if pruned is None or self.clock() - pruned >= prune_every_s:
-                    self.outbox.forget_delivered()
+                    self.prune()
                     pruned = self.clock()
                 self.run_once()
             except Exception:  # a broken store must not kill the thread silently

@@ -131,6 +131,10 @@ class Settings(BaseSettings):
         None, description="Slack Web API base URL (default Slack's own, https://slack.com/api/); for tests and "
         "Slack-compatible gateways.",
     )
+    retention_days: float = Field(90.0, gt=0, description="Days Ladder keeps the conversation log, buttons and "
+                                  "message ids before pruning them (hourly, by the running servers); an older "
+                                  "button then asks to run its command again. Longer keeps more history; the "
+                                  "database grows with it.")
     max_upload_mb: float = Field(50.0, gt=0, description="Largest file Ladder downloads from a chat upload, in MB; "
                                  "bigger files are refused by name.")
     discord_token: SecretStr | None = Field(

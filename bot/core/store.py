@@ -14,6 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,17 @@ class Store:
         return rows[::-1]
 
     # -- buttons -------------------------------------------------------------------------
+
+    def prune_history(self, older_than_days: float) -> dict[str, int]:
+        """Remove turns, buttons and edited-message ids older than `older_than_days` (the
+        retention setting); return how many of each went."""
+        cutoff = (datetime.now(timezone.utc) - timedelta(days=older_than_days)).isoformat(timespec="seconds")
+        with self.atomic() as db:
+            return {
+                "turns": db.execute("DELETE FROM turns WHERE created_at < ?", [cutoff]).rowcount,
+                "actions": db.execute("DELETE FROM actions WHERE created_at < ?", [cutoff]).rowcount,
+                "refs": db.execute("DELETE FROM outbox_refs WHERE updated_at < ?", [cutoff]).rowcount,
+            }
 
     def create_action(self, kind: str, payload: dict[str, Any], project_id: int | None = None,
                       form: dict[str, Any] | None = None) -> str:

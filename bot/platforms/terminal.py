@@ -134,7 +134,8 @@ class TerminalChat:
         self.history_path = Path(engine.settings.home) / "chat_history"
         self.screen = threading.RLock()  # the main thread and the deliverer share the screen
         self.prompting = ""  # the prompt on screen while input() waits, else ""
-        self.deliverer = Deliverer(engine.store, place, self._show, min_edit_s=MIN_EDIT_S if self.interactive else 0.0)
+        self.deliverer = Deliverer(engine.store, place, self._show, min_edit_s=MIN_EDIT_S if self.interactive else 0.0,
+                                   retention_days=engine.settings.retention_days)
 
     # -- input -------------------------------------------------------------------------------
 

@@ -231,3 +231,47 @@ def test_one_process_delivers_a_place_and_another_takes_over_when_it_dies(store,
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait(30)
+
+
+def test_a_running_deliverer_prunes_old_history_on_its_schedule(store):
+    import threading
+
+    from bot.core.migrations import now
+
+    project = store.create_project("pruned", "ana")
+    old, recent = "2026-01-01T00:00:00+00:00", now()
+    with store.atomic() as db:
+        for stamp in (old, recent):
+            db["turns"].insert({"place": "terminal:ana", "user": "ana", "role": "user", "text": "hi",
+                                "platform": "terminal", "created_at": stamp, "project_id": project["id"]})
+            db["actions"].insert({"id": f"a-{stamp[:10]}", "kind": "command", "payload": "{}",
+                                  "created_at": stamp})
+            db["outbox_refs"].insert({"place": "terminal:ana", "message_key": stamp, "ref": "m1", "updated_at": stamp})
+    clock = Clock()
+    deliverer = Deliverer(store, "terminal:", Platform().send, clock=clock, retention_days=90)
+    pruned = threading.Event()
+    original = deliverer.prune
+
+    def prune_and_signal():
+        original()
+        pruned.set()
+
+    deliverer.prune = prune_and_signal
+    stop = threading.Event()
+    thread = threading.Thread(target=deliverer.run, args=(stop,), kwargs={"poll_s": 0.01})
+    thread.start()
+    try:
+        assert pruned.wait(30)
+        counts = {t: store.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                  for t in ("turns", "actions", "outbox_refs")}
+        assert counts == {"turns": 1, "actions": 1, "outbox_refs": 1}  # the January rows went, today's stayed
+        pruned.clear()
+        store.db.execute("INSERT INTO turns (place, user, role, text, platform, created_at) VALUES "
+                         "('terminal:ana', 'ana', 'user', 'old', 'terminal', ?)", [old])
+        store.db.conn.commit()
+        clock.now += 3600  # an hour later the schedule prunes again, without a restart
+        assert pruned.wait(30)
+        assert store.db.execute("SELECT count(*) FROM turns WHERE created_at = ?", [old]).fetchone()[0] == 0
+    finally:
+        stop.set()
+        thread.join(30)

@@ -48,7 +48,8 @@ class LadderBot(commands.Bot):
         self.add_dynamic_items(LadderButton)  # buttons from before a restart still resolve
         if self.deliver:
             sender = DiscordSender(self)
-            deliverer = Deliverer(self.runtime.store, "discord:", sender, notify=sender.notify)
+            deliverer = Deliverer(self.runtime.store, "discord:", sender, notify=sender.notify,
+                                  retention_days=self.runtime.settings.retention_days)
             threading.Thread(target=deliverer.run, args=(self.stop_delivering,), daemon=True,
                              name="ladder-discord-deliverer").start()
 
