@@ -2,8 +2,9 @@
 
 Thin by design. Every command defers first (Discord's 3 seconds; the token then lasts 15
 minutes), finds the place (the project's thread), reads attachments within the guild's limit,
-hands the turn to the engine and answers with followups: in place when the command was used in
-the project's thread, through the outbox into the thread otherwise, and errors ephemerally,
+hands the turn to the engine and answers: through the outbox into the project's thread (the
+"thinking" placeholder removed when the command was used there), with followups where there is
+no thread (a channel with no project, a DM), and errors ephemerally,
 short, with details in the log. Long work reports through the outbox as ordinary thread
 messages edited in place, never through the interaction, whose token dies.
 """
@@ -122,6 +123,13 @@ class DiscordRuntime:
         errors = [r for r in replies if isinstance(r, Text) and r.tone == "error"]
         if replies and len(errors) == len(replies):
             await self.tell(interaction, "\n".join(r.text for r in errors))
+            return
+        if place_of(interaction.channel) == where and getattr(interaction.channel, "parent_id", None) is not None:
+            # In a project's thread: through the outbox like every other reply there, so a later
+            # edit (a progress line, a question's ticks) edits the message instead of posting a copy.
+            for reply in replies:
+                self.engine.outbox.post(where, reply, asked_by=str(interaction.user.id))
+            await interaction.delete_original_response()  # the "thinking…" placeholder; the replies follow
             return
         if place_of(interaction.channel) == where:
             for reply in replies or [Text("On it: replies follow here.")]:

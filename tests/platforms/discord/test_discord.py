@@ -152,6 +152,24 @@ def test_a_project_lives_in_a_thread_and_an_interview_runs_by_clicks(home, stand
     run(scenario)
 
 
+def test_a_slash_command_in_the_thread_goes_through_the_outbox_so_later_ticks_edit_its_question(home, stand_in):
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("new", [{"name": "name", "type": 3, "value": "slash-edits"}])
+        await world.slash("interview", in_thread=True)
+        await world.say("sort refund requests by urgency")
+        posts = [p for m, path, p in stand_in.calls if m == "POST" and path == f"/channels/{world.thread}/messages"]
+        assert any("[ ] Wrong or missing facts" in buttons_of(p) for p in posts)  # a thread message, not a followup
+        assert [p for m, p, _ in stand_in.calls if m == "DELETE" and p.endswith("/messages/@original")]  # no "thinking…" left
+        await world.click("[ ] Wrong or missing facts")
+        edits = stand_in.of("PATCH", f"/channels/{world.thread}/messages/")
+        assert edits and "[x] Wrong or missing facts" in text_of(edits[-1])  # the question is edited in place
+        after = [p for m, path, p in stand_in.calls if m == "POST" and path == f"/channels/{world.thread}/messages"]
+        assert len(after) == len(posts)  # and not posted again
+
+    run(scenario)
+
+
 def test_an_attachment_is_read_within_the_guild_limit_and_ingested(home, stand_in):
     async def scenario():
         world = await Discord(home, stand_in).start()
