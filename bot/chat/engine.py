@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.chat.messages import Choice, Form, Progress, Reply, Table, Text, Turn, reply_text
 from bot.chat.outbox import Outbox
+from bot.chat.work import WorkLog
 from bot.core.config import Settings
 from bot.core.errors import LadderError
 from bot.core.store import Store
@@ -98,6 +99,7 @@ class Context:
     def post(self, reply: Reply) -> None:
         """Send `reply` to this place now, through the outbox (progress from background work)."""
         self.engine.outbox.post(self.turn.place, reply, asked_by=self.turn.user)
+        self.engine.opened(self, reply)
 
     def command_button(self, label: str, text: str, style: str = "default") -> Choice:
         """Return a button that runs the chat command `text` when pressed."""
@@ -147,6 +149,8 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.store)
+        self.work = WorkLog(self.store)
+        self.work.recover()  # work a dead process left: close its progress lines, tell its places
         # Long work runs here, off the turn: a platform can ack within its deadline.
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ladder-work")
         self._tasks: dict[str, list[Future]] = {}
@@ -247,16 +251,34 @@ class Engine:
     def spawn(self, ctx: Context, work: Callable[[], Iterable[Reply]]) -> None:
         """Run `work` off the turn; each reply it yields goes to the turn's place via the outbox."""
 
+        what = ctx.turn.text if not ctx.turn.action else self._command_of(ctx.turn.action)
+        ctx.work_id = self.work.begin(ctx.turn.place, ctx.turn.user, what, ctx.project["id"] if ctx.project else None)
+
         def run() -> None:
             produced = []
-            for reply in self._guarded(ctx.turn, work):
-                self.outbox.post(ctx.turn.place, reply, asked_by=ctx.turn.user)
-                produced.append(reply)
-            self._record_reply(ctx.turn, produced)
+            try:
+                for reply in self._guarded(ctx.turn, work):
+                    self.outbox.post(ctx.turn.place, reply, asked_by=ctx.turn.user)
+                    self.opened(ctx, reply)
+                    produced.append(reply)
+                self._record_reply(ctx.turn, produced)
+            finally:
+                self.work.end(ctx.work_id)
 
         future = self._pool.submit(run)
         with self._tasks_lock:
             self._tasks.setdefault(ctx.turn.place, []).append(future)
+
+    def opened(self, ctx: Context, reply: Reply) -> None:
+        """Remember a progress line background work opened, to close it if the work is cut off."""
+        work_id = getattr(ctx, "work_id", None)
+        if work_id is not None and isinstance(reply, Progress) and not reply.done:
+            self.work.opened(work_id, reply.key)
+
+    def _command_of(self, action_id: str) -> str:
+        """The chat command a button stands for, when it is a command button (else "")."""
+        action = self.store.resolve_action(action_id)
+        return action["payload"].get("text", "") if action and action["kind"] == "command" else ""
 
     def busy(self, place: str) -> bool:
         """Return True while background work started in `place` is still running."""

@@ -137,6 +137,7 @@ class Progress:
     total: int | None = None
     done: bool = False
     detached: str = ""  # what carries on, and how to look at it, when the user stops following
+    stopped: bool = False  # with done: the work ended without finishing (interrupted), not a success
 
     @property
     def fraction(self) -> float | None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +40,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bot.chat.messages import Reply, reply_from_json, reply_to_json
+from bot.core.migrations import OUTBOX_WAITING
+from bot.core.processes import HOST, pid_alive
 from bot.core.store import Store
 
 logger = logging.getLogger("ladder.outbox")
@@ -52,7 +53,7 @@ KEEP_DELIVERED_S = 24 * 3600  # delivered items are kept a day for the runbook, 
 KEEP_FAILED_S = 7 * 24 * 3600  # failed items are kept a week for `ladder outbox`, then removed
 PRUNE_EVERY_S = 3600.0  # how often a running deliverer prunes
 LEASE_S = 15.0  # a deliverer's lease on its places lasts this long unless renewed: a dead one's is taken after it
-WAITING = "delivered_at IS NULL AND failed_at IS NULL"  # SQL: still to deliver (due or backing off)
+WAITING = OUTBOX_WAITING  # SQL: still to deliver (due or backing off)
 
 
 class Undeliverable(Exception):
@@ -265,7 +266,7 @@ class Lease:
 
     def __init__(self, store: Store, name: str, seconds: float = LEASE_S):
         self.store, self.name, self.seconds = store, name, seconds
-        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.host, self.pid = HOST, os.getpid()
         self.owner = f"{self.host}:{self.pid}"
         self._until = 0.0  # monotonic time until which this process need not renew
 
@@ -291,15 +292,7 @@ class Lease:
             db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", [self.name, self.owner])
 
     def _gone(self, host: str, pid: int) -> bool:
-        if host != self.host:
-            return False  # another machine's process: only its lease's expiry tells
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return host == self.host and not pid_alive(pid)  # another machine's: only the lease's expiry tells
 
 
 # A platform's way to show one reply: it gets the reply and, for an edit, the id of the message

@@ -12,7 +12,7 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bot.chat.outbox import WAITING, Outbox
+from bot.core.migrations import OUTBOX_WAITING as WAITING
 from bot.core.store import Store
 
 WORKER_SILENT_S = 60  # a worker whose heartbeat is older than this is not counted as alive
@@ -31,7 +31,10 @@ def vitals(store: Store) -> dict[str, Any]:
     pending, oldest_item, retrying = one(
         f"SELECT count(*), min(created_at), coalesce(sum(attempts > 0), 0) FROM outbox WHERE {WAITING}"
     ).fetchone()
-    counts = Outbox(store).counts()
+    failed, delivered = one("SELECT coalesce(sum(failed_at IS NOT NULL), 0), coalesce(sum(delivered_at IS NOT NULL), 0) "
+                            "FROM outbox").fetchone()
+    failures = one("SELECT id, place, error, failed_at FROM outbox WHERE failed_at IS NOT NULL ORDER BY id DESC "
+                   "LIMIT ?", [FAILURES_SHOWN]).fetchall()
     return {
         "jobs": {
             "queued": queued,
@@ -45,9 +48,8 @@ def vitals(store: Store) -> dict[str, Any]:
         "workers_alive": one("SELECT count(*) FROM workers WHERE heartbeat_at >= ?", [alive_since]).fetchone()[0],
         "outbox": {
             "pending": pending, "retrying": retrying, "oldest_pending_s": _age(oldest_item, current),
-            "failed": counts["failed"], "delivered": counts["delivered"],
-            "recent_failures": [{k: row[k] for k in ("id", "place", "error", "failed_at")}
-                                for row in Outbox(store).listing("failed", limit=FAILURES_SHOWN)],
+            "failed": failed, "delivered": delivered,
+            "recent_failures": [dict(zip(("id", "place", "error", "failed_at"), row, strict=True)) for row in failures],
         },
     }
 

@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 import sqlite_utils
 
 Migration = Callable[[sqlite_utils.Database], None]
+# SQL: an outbox item still to deliver (due or backing off), neither delivered nor failed (m011).
+OUTBOX_WAITING = "delivered_at IS NULL AND failed_at IS NULL"
 MIGRATIONS: list[Migration] = []
 
 
@@ -392,6 +394,15 @@ def m014_delivery_leases(db: sqlite_utils.Database) -> None:
     holder (on the same host) is gone."""
     db["leases"].create({"name": str, "owner": str, "host": str, "pid": int, "heartbeat_at": str, "expires_at": str},
                         pk="name")
+
+
+@migration
+def m015_background_work(db: sqlite_utils.Database) -> None:
+    """Background work recorded before it starts (where, who, the command, the process and the
+    progress lines it opened), so work cut off with its process is closed and its place told."""
+    db["work"].create({"id": int, "place": str, "user": str, "what": str, "project_id": int, "host": str, "pid": int,
+                       "progress_keys": str, "started_at": str, "finished_at": str, "outcome": str}, pk="id")
+    db.execute("CREATE INDEX work_open ON work (id) WHERE finished_at IS NULL")
 
 
 def now() -> str:

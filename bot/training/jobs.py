@@ -12,7 +12,6 @@ import logging
 import os
 import queue
 import shutil
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from bot.chat.outbox import Outbox
 from bot.core.config import Settings
 from bot.core.errors import LadderError
 from bot.core.migrations import now
+from bot.core.processes import HOST, pid_alive
 from bot.core.store import PROJECT_NAME, Store
 from bot.interview import estimates
 from bot.training.backends import backend_for
@@ -201,26 +201,13 @@ def is_admin(settings: Settings, user: str, platform: str) -> bool:
 
 # -- who is alive ------------------------------------------------------------------------------
 
-HOST = socket.gethostname()
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def worker_is_alive(worker: dict[str, Any]) -> bool:
     """A worker is alive when it reported within STALE_S and, on this host, its process exists."""
     if _age_s(worker["heartbeat_at"]) >= STALE_S:
         return False
-    return worker["host"] != HOST or _pid_alive(worker["pid"])
+    return worker["host"] != HOST or pid_alive(worker["pid"])
 
 
 def live_worker(store: Store) -> dict[str, Any] | None:

@@ -38,6 +38,8 @@ EXPECTED_COLUMNS = {
                "error", "delivered_at", "failed_at", "asked_by", "told_at", "sending_version", "sending_at"},
     "outbox_refs": {"place", "message_key", "ref", "updated_at"},
     "leases": {"name", "owner", "host", "pid", "heartbeat_at", "expires_at"},
+    "work": {"id", "place", "user", "what", "project_id", "host", "pid", "progress_keys", "started_at", "finished_at",
+             "outcome"},
     "evaluations": {"id", "project_id", "created_by", "created_at", "items", "variants", "result"},
 }
 

@@ -81,7 +81,7 @@ def messages_for(reply: Reply) -> list[Message]:
     if isinstance(reply, Progress):
         fraction = reply.fraction
         bar = f"`{'█' * round(fraction * 10)}{'░' * (10 - round(fraction * 10))}` {fraction:.0%} " if fraction is not None else ""
-        mark = "✅ " if reply.done else "⏳ "
+        mark = "⚠️ " if reply.stopped else "✅ " if reply.done else "⏳ "
         return [Message(content=(mark + bar + reply.text)[:MAX_CONTENT])]
     if isinstance(reply, Choices):
         buttons = [(c.id, c.label if len(c.label) <= MAX_LABEL else c.label[: MAX_LABEL - 1] + "…", c.style)

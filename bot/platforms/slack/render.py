@@ -96,7 +96,7 @@ def blocks_for(reply: Reply) -> tuple[list[Block], str] | None:
         if fraction is not None:
             filled = round(fraction * 10)
             bar = "`" + "█" * filled + "░" * (10 - filled) + f"` {fraction:.0%}  "
-        mark = ":white_check_mark: " if reply.done else ":hourglass_flowing_sand: "
+        mark = ":warning: " if reply.stopped else ":white_check_mark: " if reply.done else ":hourglass_flowing_sand: "
         return [SectionBlock(text=MarkdownTextObject(text=(mark + bar + mrkdwn(reply.text))[:MAX_SECTION]))], reply.text[:200]
     if isinstance(reply, Choices):
         blocks = _sections(reply.prompt)
