@@ -129,7 +129,10 @@ def test_a_client_that_disconnects_stops_the_generation(world, server_log):
                 break  # got some text; now hang up mid-stream
     # Served before the abandoned 4,000 tokens would have finished (~10x the 400-token answer).
     assert timed_answer(url) < 3 * tenth
-    time.sleep(0.3)
+    deadline = time.time() + 10  # the server notices the hang-up on its own thread
+    while time.time() < deadline and not any("left a stream" in r.getMessage() or "disconnected" in r.getMessage()
+                                             for r in server_log):
+        time.sleep(0.02)
     left = [r for r in server_log if "left a stream" in r.getMessage() or "disconnected" in r.getMessage()]
     assert len(left) == 1 and left[0].exc_info is None  # one line, no traceback
     assert not any(r.exc_info for r in server_log if r.created > started)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -93,8 +94,6 @@ class Slack:
 
 
 def _now() -> str:
-    from datetime import datetime, timezone
-
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -361,7 +360,9 @@ def test_dataset_doctor_launch_modal_progress_and_the_loss_curve(slack, stand_in
         while slack.store.job(1)["status"] not in {"succeeded", "failed"} and time.time() < deadline:
             slack.deliverer.run_once()
             time.sleep(0.2)
-        time.sleep(0.5)
+        while time.time() < deadline and not slack.store.db.execute(  # the worker's last word: the adapter
+                "SELECT 1 FROM outbox WHERE reply LIKE '%is registered%'").fetchone():
+            time.sleep(0.05)
         slack.settle()
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
@@ -402,7 +403,13 @@ def test_rate_limits_are_honoured_and_nothing_is_lost(slack, stand_in):
     slack.deliverer.run_once()
     row = slack.store.db.execute("SELECT attempts, due_at, error FROM outbox WHERE delivered_at IS NULL").fetchone()
     assert row[0] == 1 and "rate limited by Slack; retrying in 2 s" in row[2]
-    time.sleep(2.1)
+    waited = (datetime.fromisoformat(row[1]) - datetime.now(timezone.utc)).total_seconds()
+    assert 1.0 < waited <= 2.0  # due when Slack said, not before
+    posted = len(slack.posts())
+    slack.deliverer.run_once()
+    assert len(slack.posts()) == posted  # still waiting: nothing is sent early
+    slack.store.db.execute("UPDATE outbox SET due_at = ? WHERE delivered_at IS NULL", [_now()])  # the 2 s pass
+    slack.store.db.conn.commit()
     slack.settle()
     assert "Project limits" in all_text(stand_in)
 
