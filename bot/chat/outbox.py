@@ -35,6 +35,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -51,6 +52,7 @@ BACKOFF_S = (1.0, 300.0)  # first retry after 1 s, doubling, never more than 5 m
 MAX_ATTEMPTS = 12  # tries of a passing failure before the item is failed: about 25 minutes of backoff
 KEEP_DELIVERED_S = 24 * 3600  # delivered items are kept a day for the runbook, then removed
 KEEP_FAILED_S = 7 * 24 * 3600  # failed items are kept a week for `ladder outbox`, then removed
+SENDERS = 4  # places delivered at once: a slow channel holds up only its own replies
 PRUNE_EVERY_S = 3600.0  # how often a running deliverer prunes
 LEASE_S = 15.0  # a deliverer's lease on its places lasts this long unless renewed: a dead one's is taken after it
 WAITING = OUTBOX_WAITING  # SQL: still to deliver (due or backing off)
@@ -326,28 +328,45 @@ class Deliverer:
         self._last_edit: dict[tuple[str, str], float] = {}
         self._sent: dict[int, int] = {}  # item id -> newest version this deliverer has shown
         self.lease = Lease(store, f"deliver:{places}")
+        self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="ladder-send")
+        self._running: dict[str, Future] = {}  # place -> its latest delivery, maybe still running
 
-    def run_once(self) -> int:
-        """Deliver what is due now, in order per place; return how many items were shown. Never
-        raises for a failing platform: the item is retried later or failed with its reason."""
+    def run_once(self, wait: bool = True) -> int:
+        """Deliver what is due now, in order per place, several places at once; return how many
+        items were shown. A place whose send is still running (a slow channel) is left to it, so
+        it never holds up the others; `wait=False` (the running deliverer) does not wait for the
+        sends to end, and then counts none. Never raises for a failing platform: the item is
+        retried later or failed with its reason."""
         if not self.lease.hold():
             return 0  # another process delivers these places; this one waits to take over
-        shown = 0
-        held: set[str] = set()  # places whose earlier item waits: their later items wait too
-        now = _stamp()
+        # Which places still have a send out, taken before reading the queue, so what is read
+        # for every other place is newer than its last delivery.
+        busy = {place for place, future in self._running.items() if not future.done()}
+        by_place: dict[str, list[Item]] = {}
         for item in self.outbox.queued(self.places):
-            if item.place in held:
-                continue
+            by_place.setdefault(item.place, []).append(item)
+        now, started = _stamp(), []
+        for place, items in by_place.items():
+            if place in busy:
+                continue  # its earlier send is still out: the place waits, the others go on
+            self._running[place] = self._senders.submit(self._deliver_place, items, now)
+            started.append(self._running[place])
+        if not wait:
+            return 0
+        return sum(future.result() for future in started)
+
+    def _deliver_place(self, items: list[Item], now: str) -> int:
+        """Deliver one place's items in order until one has to wait; return how many were shown."""
+        shown = 0
+        for item in items:
             if item.due_at > now:  # backing off
-                held.add(item.place)
-                continue
+                break
             if self._sent.get(item.id, 0) >= item.version:  # already shown: only the mark was lost
                 self.outbox.delivered(item, None)
                 continue
             edit = (item.place, item.key) if item.key is not None else None
             if edit in self._last_edit and self.clock() - self._last_edit[edit] < self.min_edit_s:
-                held.add(item.place)
-                continue  # throttled: it waits (and newer edits replace it) until the second is up
+                break  # throttled: it waits (and newer edits replace it) until the second is up
             previous = self.outbox.ref(item.place, item.key) if item.key is not None else None
             try:
                 if previous is None and item.sending_version and item.id not in self._sent:
@@ -367,7 +386,6 @@ class Deliverer:
                     self.outbox.give_up(item, str(exc))
                     self._tell(item, str(exc))
                     continue
-                held.add(item.place)
                 wait = self.outbox.failed(item, f"{type(exc).__name__}: {exc}", getattr(exc, "retry_after", None))
                 if wait is None:
                     logger.error("outbox item %s to %s failed %d times (%s); kept as failed",
@@ -376,13 +394,20 @@ class Deliverer:
                 else:
                     logger.warning("delivering outbox item %s to %s failed (%s); retrying in %.0f s",
                                    item.id, item.place, type(exc).__name__, wait)
-                continue
+                break
             self._sent[item.id] = item.version
             self.outbox.delivered(item, ref if ref is not None else previous)
             if edit is not None:
                 self._last_edit[edit] = self.clock()
             shown += 1
         return shown
+
+    def _raise_failed_sends(self) -> None:
+        """Raise what broke a finished delivery (a broken store), for `run` to log."""
+        for place, future in list(self._running.items()):
+            if future.done():
+                del self._running[place]
+                future.result()
 
     def prune(self) -> None:
         """Remove delivered and failed items past their keeping time, and (given a retention)
@@ -417,7 +442,8 @@ class Deliverer:
                 if pruned is None or self.clock() - pruned >= prune_every_s:
                     self.prune()
                     pruned = self.clock()
-                self.run_once()
+                self.run_once(wait=False)
+                self._raise_failed_sends()
             except Exception:  # a broken store must not kill the thread silently
                 logger.exception("the outbox deliverer for %s failed; retrying", self.places)
             stop.wait(poll_s)

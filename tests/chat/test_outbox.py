@@ -275,3 +275,40 @@ def test_a_running_deliverer_prunes_old_history_on_its_schedule(store):
     finally:
         stop.set()
         thread.join(30)
+
+
+def test_a_slow_channel_holds_up_only_its_own_replies(store):
+    import threading
+
+    outbox, shown, slow_started, release = Outbox(store), [], threading.Event(), threading.Event()
+
+    def send(item, previous):
+        if item.place == "slack:slow":
+            slow_started.set()
+            assert release.wait(30), "the slow channel was never released"
+        shown.append(f"{item.place}:{item.reply.text}")
+        return None
+
+    deliverer = Deliverer(store, "slack:", send)
+    outbox.post("slack:slow", Text("s1"))
+    outbox.post("slack:slow", Text("s2"))
+    outbox.post("slack:fast", Text("f1"))
+    deliverer.run_once(wait=False)  # as the running deliverer does
+    assert slow_started.wait(30)
+
+    def delivered(text: str) -> bool:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if f"slack:fast:{text}" in shown:
+                return True
+            time.sleep(0.01)
+        return False
+
+    assert delivered("f1")
+    outbox.post("slack:fast", Text("f2"))  # the slow send is still out: later rounds still serve the others
+    deliverer.run_once(wait=False)
+    assert delivered("f2") and shown == ["slack:fast:f1", "slack:fast:f2"]
+    release.set()
+    while outbox.pending("slack:slow"):
+        deliverer.run_once()
+    assert shown[2:] == ["slack:slow:s1", "slack:slow:s2"]  # the slow channel's own order is kept
