@@ -104,6 +104,11 @@ class DiscordStandIn:
                 if (payload or {}).get("enforce_nonce"):
                     self.nonces[payload["nonce"]] = made
             return made
+        if route.method == "GET" and path.startswith("/users/"):
+            return user(int(path.split("/")[2]))
+        if route.method == "POST" and path == "/users/@me/channels":  # open a DM
+            recipient = int((payload or {})["recipient_id"])
+            return {"id": str(recipient + 7000), "type": 1, "recipients": [user(recipient)], "last_message_id": None}
         if route.method == "PUT" and path.endswith("/commands"):
             return [{"id": str(self.next_id()), "application_id": str(APP_ID), "name": c["name"], "type": 1,
                      "description": c.get("description", ""), "version": "1"} for c in payload or []]

@@ -366,6 +366,28 @@ def test_a_send_that_times_out_is_cancelled_not_left_running(home, stand_in):
     run(scenario)
 
 
+def test_a_deleted_thread_fails_its_replies_for_good_and_tells_the_asker_once_in_a_dm(home, stand_in):
+    from bot.chat.messages import Text
+
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        sender = DiscordSender(world.bot)
+        world.deliverer = Deliverer(world.store, "discord:", sender, min_edit_s=0.0, notify=sender.notify)
+        await world.slash("new", [{"name": "name", "type": 3, "value": "gone"}])
+        stand_in.deleted.add(world.thread)  # someone deletes the project's thread
+        for text in ("first", "second"):
+            world.engine.outbox.post(f"discord:{GUILD}:{CHANNEL}:{world.thread}", Text(text), asked_by=str(OWNER))
+        await world.settle()
+        rows = world.store.db.execute("SELECT error, attempts FROM outbox WHERE failed_at IS NOT NULL").fetchall()
+        assert len(rows) == 2 and all(e.startswith("the channel, thread or message is gone (404)") and a == 1
+                                      for e, a in rows)
+        dms = [p for m, path, p in stand_in.calls if m == "POST" and path == f"/channels/{OWNER + 7000}/messages"]
+        assert len(dms) == 1 and "could not post a reply" in dms[0]["content"]  # once, not once per reply
+        assert "ladder outbox retry" in dms[0]["content"]
+
+    run(scenario)
+
+
 def test_missing_token_is_one_line_naming_the_variable(home):
     env = {k: v for k, v in os.environ.items() if "DISCORD" not in k}
     result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "discord"], capture_output=True, text=True,
