@@ -54,7 +54,7 @@ def ray_head(tmp_path_factory):
     shutil.rmtree(temp, ignore_errors=True)
 
 
-def stop_processes_under(temp: Path, grace_s: float = 20.0) -> None:
+def stop_processes_under(temp: Path, grace_s: float = 5.0) -> None:
     """Stop the processes whose command line names `temp` (the cluster this test started)."""
     import os
     import signal
@@ -63,8 +63,9 @@ def stop_processes_under(temp: Path, grace_s: float = 20.0) -> None:
         found = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and int(entry.name) != os.getpid():
-                try:
-                    if str(temp).encode() in (entry / "cmdline").read_bytes():
+                try:  # its command line names the cluster's folder, or (a renamed ray:: process) its open logs do
+                    if str(temp).encode() in (entry / "cmdline").read_bytes() or any(
+                            os.readlink(fd).startswith(str(temp)) for fd in (entry / "fd").iterdir()):
                         found.append(int(entry.name))
                 except OSError:
                     pass
