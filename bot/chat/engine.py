@@ -38,6 +38,7 @@ class Context:
     args: str
     engine: "Engine"
     project: dict[str, Any] | None
+    work_id: int | None = None  # set when the turn's work runs in the background (bot.chat.work)
 
     @property
     def store(self) -> Store:
@@ -271,9 +272,8 @@ class Engine:
 
     def opened(self, ctx: Context, reply: Reply) -> None:
         """Remember a progress line background work opened, to close it if the work is cut off."""
-        work_id = getattr(ctx, "work_id", None)
-        if work_id is not None and isinstance(reply, Progress) and not reply.done:
-            self.work.opened(work_id, reply.key)
+        if ctx.work_id is not None and isinstance(reply, Progress) and not reply.done:
+            self.work.opened(ctx.work_id, reply.key)
 
     def _command_of(self, action_id: str) -> str:
         """The chat command a button stands for, when it is a command button (else "")."""

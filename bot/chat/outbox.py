@@ -24,7 +24,7 @@ latest state, not a backlog. Each platform runs a `Deliverer` over the places it
 - delivered items are pruned a day after delivery, failed ones after a week, and (with the
   retention setting) turns, buttons and message ids after LADDER_RETENTION_DAYS, every hour.
 
-Everything lives in SQLite (migrations m007, m011), so it survives restarts of either side.
+Everything lives in SQLite (migrations m007 and m011-m014), so it survives restarts of either side.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bot.chat.messages import Reply, reply_from_json, reply_to_json
+from bot.core.health import outbox_counts
 from bot.core.migrations import OUTBOX_WAITING
 from bot.core.processes import HOST, pid_alive
 from bot.core.store import Store
@@ -208,10 +209,7 @@ class Outbox:
 
     def counts(self) -> dict[str, int]:
         """Return how many items are pending, failed and delivered (delivered: kept a day)."""
-        pending, failed, delivered = self.store.db.execute(
-            f"SELECT coalesce(sum({WAITING}), 0), coalesce(sum(failed_at IS NOT NULL), 0), "
-            "coalesce(sum(delivered_at IS NOT NULL), 0) FROM outbox").fetchone()
-        return {"pending": pending, "failed": failed, "delivered": delivered}
+        return outbox_counts(self.store)
 
     def listing(self, state: str = "failed", limit: int = 50) -> list[dict[str, Any]]:
         """Return the newest items in `state` (pending, failed or delivered) with their place,

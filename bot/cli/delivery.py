@@ -74,10 +74,7 @@ def outbox_retry(item_id: IdArg, as_json: JsonFlag = False) -> None:
     if not _outbox().retry(item_id):
         raise LadderError(f"outbox item {item_id} is not a failed reply (or a newer edit of its message is already "
                           "queued); `ladder outbox` lists the failed ones")
-    if as_json:
-        emit_json({"id": item_id, "retried": True})
-    else:
-        note(f"outbox item {item_id} is queued again")
+    _done(item_id, "retried", "is queued again", as_json)
 
 
 @outbox_app.command("drop")
@@ -86,7 +83,11 @@ def outbox_drop(item_id: IdArg, as_json: JsonFlag = False) -> None:
     if not _outbox().drop(item_id):
         raise LadderError(f"outbox item {item_id} is not a pending or failed reply; `ladder outbox --state pending` "
                           "and `ladder outbox` list them")
+    _done(item_id, "dropped", "is dropped", as_json)
+
+
+def _done(item_id: int, what: str, line: str, as_json: bool) -> None:
     if as_json:
-        emit_json({"id": item_id, "dropped": True})
+        emit_json({"id": item_id, what: True})
     else:
-        note(f"outbox item {item_id} is dropped")
+        note(f"outbox item {item_id} {line}")

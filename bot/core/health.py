@@ -31,8 +31,7 @@ def vitals(store: Store) -> dict[str, Any]:
     pending, oldest_item, retrying = one(
         f"SELECT count(*), min(created_at), coalesce(sum(attempts > 0), 0) FROM outbox WHERE {WAITING}"
     ).fetchone()
-    failed, delivered = one("SELECT coalesce(sum(failed_at IS NOT NULL), 0), coalesce(sum(delivered_at IS NOT NULL), 0) "
-                            "FROM outbox").fetchone()
+    counts = outbox_counts(store)
     failures = one("SELECT id, place, error, failed_at FROM outbox WHERE failed_at IS NOT NULL ORDER BY id DESC "
                    "LIMIT ?", [FAILURES_SHOWN]).fetchall()
     return {
@@ -48,10 +47,18 @@ def vitals(store: Store) -> dict[str, Any]:
         "workers_alive": one("SELECT count(*) FROM workers WHERE heartbeat_at >= ?", [alive_since]).fetchone()[0],
         "outbox": {
             "pending": pending, "retrying": retrying, "oldest_pending_s": _age(oldest_item, current),
-            "failed": failed, "delivered": delivered,
+            "failed": counts["failed"], "delivered": counts["delivered"],
             "recent_failures": [dict(zip(("id", "place", "error", "failed_at"), row, strict=True)) for row in failures],
         },
     }
+
+
+def outbox_counts(store: Store) -> dict[str, int]:
+    """Return how many outbox items are pending, failed and delivered (delivered: kept a day)."""
+    pending, failed, delivered = store.db.execute(
+        f"SELECT coalesce(sum({WAITING}), 0), coalesce(sum(failed_at IS NOT NULL), 0), "
+        "coalesce(sum(delivered_at IS NOT NULL), 0) FROM outbox").fetchone()
+    return {"pending": pending, "failed": failed, "delivered": delivered}
 
 
 def _age(stamp: str | None, current: datetime) -> float | None:

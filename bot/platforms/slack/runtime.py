@@ -260,7 +260,7 @@ class SlackRuntime:
         if not stored or not stored["form"]:
             self.client.views_update(view_id=view["id"], view=status_view(view, ":x: " + " ".join(errors.values())))
             return
-        submitted = {name: _value(next(iter(fields.values()))) for name, fields in view["state"]["values"].items()}
+        submitted = dict(_form_values(view["state"]["values"]))
         form = {**stored["form"], "fields": [{**field, "default": submitted.get(field["name"]) or field["default"]}
                                              for field in stored["form"]["fields"]]}
         self.client.views_update(view_id=view["id"], view=form_view(form, FORM_CALLBACK, view["private_metadata"], errors))
@@ -269,7 +269,7 @@ class SlackRuntime:
         """Run the button behind a submitted modal; return {field: error} to show in the modal, or
         None when it ran (its replies go to the thread)."""
         meta = json.loads(metadata)
-        form = tuple((name, _value(next(iter(fields.values())))) for name, fields in values.items())
+        form = _form_values(values)
         place = parse_place(meta["place"])
         replies = self.engine.handle(Turn(user, str(place), action=meta["action"], form=form, platform=PLATFORM))
         errors = {r.field or next(iter(values), "form"): r.text
@@ -278,6 +278,11 @@ class SlackRuntime:
             return errors
         self.deliver(place, replies, None, user)
         return None
+
+
+def _form_values(values: dict[str, dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """(field, value) pairs of a submitted modal's state (one element per input block)."""
+    return tuple((name, _value(next(iter(fields.values())))) for name, fields in values.items())
 
 
 def _value(element: dict[str, Any]) -> str:
