@@ -253,7 +253,8 @@ class Engine:
         """Run `work` off the turn; each reply it yields goes to the turn's place via the outbox."""
 
         what = ctx.turn.text if not ctx.turn.action else self._command_of(ctx.turn.action)
-        ctx.work_id = self.work.begin(ctx.turn.place, ctx.turn.user, what, ctx.project["id"] if ctx.project else None)
+        ctx.work_id = self.work.begin(ctx.turn.place, ctx.turn.user, what, ctx.project["id"] if ctx.project else None,
+                                      action=None if what else ctx.turn.action)
 
         def run() -> None:
             produced = []

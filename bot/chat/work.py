@@ -31,12 +31,14 @@ class WorkLog:
         self.store = store
         self.host, self.pid = HOST, os.getpid()
 
-    def begin(self, place: str, user: str, what: str, project_id: int | None = None) -> int:
-        """Record work about to start in `place` for `user` (`what`: the command that asked)."""
+    def begin(self, place: str, user: str, what: str, project_id: int | None = None,
+              action: str | None = None) -> int:
+        """Record work about to start in `place` for `user` (`what`: the command that asked; or
+        `action`: the button that did, when it stands for no command)."""
         with self.store.atomic() as db:
             return db["work"].insert({"place": place, "user": user, "what": what, "project_id": project_id,
                                       "host": self.host, "pid": self.pid, "progress_keys": "[]",
-                                      "started_at": now()}).last_pk
+                                      "started_at": now(), "action": action}).last_pk
 
     def opened(self, work_id: int, key: str) -> None:
         """Remember that the work opened the progress line `key` (closed for it if it is cut off)."""
@@ -53,10 +55,10 @@ class WorkLog:
 
     def unfinished(self) -> list[dict[str, Any]]:
         """Return the rows still open, oldest first."""
-        rows = self.store.db.execute("SELECT id, place, user, what, project_id, host, pid, progress_keys FROM work "
+        rows = self.store.db.execute("SELECT id, place, user, what, project_id, host, pid, progress_keys, action FROM work "
                                      "WHERE finished_at IS NULL ORDER BY id").fetchall()
         return [{"id": r[0], "place": r[1], "user": r[2], "what": r[3], "project_id": r[4], "host": r[5], "pid": r[6],
-                 "keys": json.loads(r[7] or "[]")} for r in rows]
+                 "keys": json.loads(r[7] or "[]"), "action": r[8]} for r in rows]
 
     def recover(self) -> int:
         """Close the work of processes on this host that are gone: their progress lines say
@@ -72,9 +74,9 @@ class WorkLog:
                     outbox.post(row["place"], Progress(key, "interrupted: Ladder stopped before this finished",
                                                        done=True, stopped=True), asked_by=row["user"])
                 options: tuple[Choice, ...] = ()
-                if row["what"]:
-                    action = self.store.create_action("command", {"text": row["what"]}, row["project_id"])
-                    options = (Choice(action, "Run it again", "primary"),)
+                again = self._again(row)
+                if again:
+                    options = (Choice(again, "Run it again", "primary"),)
                 asked = f"`{row['what']}`" if row["what"] else "The work you started"
                 outbox.post(row["place"], Choices(f"{asked} was interrupted: Ladder stopped before it finished. "
                                                   "Run it again?" if options else
@@ -84,3 +86,13 @@ class WorkLog:
                            row["id"], row["what"], row["place"], row["pid"])
             count += 1
         return count
+
+    def _again(self, row: dict[str, Any]) -> str | None:
+        """A new button that runs the interrupted work again: its command, or a copy of the button
+        that started it (a fresh copy, so retention does not prune it before it is pressed)."""
+        if row["what"]:
+            return self.store.create_action("command", {"text": row["what"]}, row["project_id"])
+        button = self.store.resolve_action(row["action"]) if row["action"] else None
+        if button is None:
+            return None
+        return self.store.create_action(button["kind"], button["payload"], button["project_id"], button["form"])

@@ -405,6 +405,13 @@ def m015_background_work(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX work_open ON work (id) WHERE finished_at IS NULL")
 
 
+@migration
+def m016_work_button(db: sqlite_utils.Database) -> None:
+    """Work started by a button that is not a chat command (a compare's vote, a form) records the
+    button (`action`), so interrupted work can offer the same button again."""
+    db["work"].add_column("action", str)
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

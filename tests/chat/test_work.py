@@ -64,3 +64,51 @@ def test_work_cut_off_with_its_process_is_closed_and_its_place_told_with_a_butto
     assert len(Outbox(store).queued("terminal:ana")) == len(replies)
     engine.handle(Turn("ana", "terminal:ana", "help", platform="terminal"))  # and the engine works on
     store.close()
+
+
+BUTTON_PROCESS = """
+import sys, threading
+from bot.chat.engine import Engine
+from bot.chat.messages import Progress, Text, Turn
+from bot.core.config import Settings
+from bot.core.store import Store
+
+home, started = sys.argv[1:3]
+settings = Settings(_env_file=None, home=home, embedder="lexical")
+engine = Engine(Store(settings.db_path), settings)
+
+def slow(ctx, payload):
+    ctx.post(Progress(ctx.key("crunch"), f"crunching {payload['n']}", 1, payload["n"]))
+    open(started, "w").close()
+    threading.Event().wait()  # works until the process is killed
+    yield Text("never reached")
+
+engine.add_action("crunch", slow, background=True)
+button = engine.store.create_action("crunch", {"n": 7})
+print(engine.handle(Turn("ana", "terminal:ana", "", platform="terminal", action=button)), flush=True)
+threading.Event().wait()
+"""
+
+
+def test_work_a_button_started_offers_that_button_again_when_cut_off(settings, tmp_path):
+    started = tmp_path / "started"
+    process = subprocess.Popen([sys.executable, "-c", BUTTON_PROCESS, str(settings.home), str(started)],
+                               cwd=Path(__file__).parents[2])
+    try:
+        deadline = time.time() + 60
+        while not started.exists() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert started.exists(), "the working process did not start its work"
+    finally:
+        process.kill()
+        process.wait(30)
+    from bot.core.store import Store
+
+    store = Store(settings.db_path)
+    Engine(store, settings)
+    [told] = [item.reply for item in Outbox(store).queued("terminal:ana") if isinstance(item.reply, Choices)]
+    assert "The work you started was interrupted" in told.prompt
+    [again] = told.options
+    assert again.label == "Run it again"
+    assert store.resolve_action(again.id) == {"kind": "crunch", "payload": {"n": 7}, "project_id": None, "form": None}
+    store.close()

@@ -42,6 +42,8 @@ PLAIN = {
     "is_archived": "this channel is archived, so Ladder cannot post here; unarchive it or use another channel.",
     "invalid_auth": "Slack refused Ladder's bot token (invalid_auth): check SLACK_BOT_TOKEN and reinstall the app.",
     "token_revoked": "Ladder's bot token was revoked: reinstall the app and update SLACK_BOT_TOKEN.",
+    "message_not_found": "the message Ladder meant to update was deleted in Slack; run the command again for a "
+                         "fresh one.",
 }
 
 

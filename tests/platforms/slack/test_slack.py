@@ -562,6 +562,32 @@ def test_long_replies_continue_in_more_messages_and_no_cut_lands_inside_a_link(h
     store.close()
 
 
+def test_an_edit_of_a_message_deleted_in_slack_fails_once_and_later_replies_still_go_out(home, stand_in):
+    from bot.chat.messages import Progress, Text
+    from bot.chat.outbox import Outbox
+
+    store = Store(home / "ladder.db")
+    outbox, place = Outbox(store), "slack:T1:C1:1700000000.000100"
+    deliverer = Deliverer(store, "slack:", SlackSender(WebClient(token=TOKEN, base_url=stand_in.api_url)),
+                          min_edit_s=0.0)
+    outbox.post(place, Progress("ingest-1", "ingesting 1/3", 1, 3))
+    deliverer.run_once()
+    [ref] = store.db.execute("SELECT ref FROM outbox_refs WHERE message_key = 'ingest-1'").fetchall()
+    stand_in.deleted.add(ref[0])  # someone deletes Ladder's progress message in Slack
+    line = outbox.post(place, Progress("ingest-1", "ingested 3/3", 3, 3, done=True))
+    outbox.post(place, Text("3 documents indexed"))
+    deliverer.run_once()
+    deliverer.run_once()  # nothing is retried: the edit can never land
+    assert len(stand_in.of("chat.update")) == 1
+    attempts, failed, error = store.db.execute("SELECT attempts, failed_at, error FROM outbox WHERE id = ?",
+                                               [line]).fetchone()
+    assert attempts == 1 and failed and "message_not_found" in error
+    later = stand_in.of("chat.postMessage")[1:]
+    assert len(later) == 1 and "3 documents indexed" in text_of(later[0])  # not held back by the failed edit
+    assert "was deleted in Slack" in error  # said in plain words, for `ladder outbox` and the private notice
+    store.close()
+
+
 def test_serve_over_http_with_a_health_check_and_signatures(home, stand_in, monkeypatch):
     import socket
 
