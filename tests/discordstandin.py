@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from typing import Any
 
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
@@ -46,7 +47,7 @@ class DiscordStandIn:
     def __init__(self):
         self.calls: list[tuple[str, str, Any]] = []  # (method, path, payload)
         self.cdn: dict[str, bytes] = {}
-        self.refuse: dict[str, int] = {}  # path prefix -> HTTP status to answer with once
+        self.refuse: dict[str, int] = {}  # [method and] path prefix -> HTTP status to answer with once
         self._ids = itertools.count(5000)
         self.threads: list[int] = []
         self.deleted: set[int] = set()  # channels and threads deleted in Discord: calls on them answer 404
@@ -54,9 +55,19 @@ class DiscordStandIn:
         self.created = 0  # messages Discord created (a repeated enforced nonce creates none)
         self.slow: dict[str, float] = {}  # path prefix -> seconds Discord takes to answer it
         self.abandoned: list[str] = []  # paths of calls the bot cancelled while Discord was slow
+        self.history: dict[int, list[tuple[float, dict]]] = {}  # channel -> (created at, message), oldest first
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    def messages_after(self, channel_id: int, params: dict) -> list[dict]:
+        """GET /channels/{id}/messages with `after` (a snowflake: a moment) and `limit`: the
+        messages created since, newest first, as Discord answers."""
+        from discord.utils import snowflake_time
+
+        since = snowflake_time(int(params["after"])).timestamp() if params.get("after") else 0.0
+        found = [m for created, m in self.history.get(channel_id, []) if created > since]
+        return found[::-1][: int(params.get("limit", 50))]
 
     # -- the REST layer (bot.http.request) ---------------------------------------------------
 
@@ -74,7 +85,8 @@ class DiscordStandIn:
                     self.abandoned.append(_path(route))
                     raise
         for prefix, status in list(self.refuse.items()):
-            if _path(route).startswith(prefix):
+            method, _, where = prefix.rpartition(" ")  # "GET /channels/1/messages": that method only
+            if (not method or method == route.method) and _path(route).startswith(where):
                 del self.refuse[prefix]
                 from discord import Forbidden, HTTPException, NotFound
 
@@ -103,7 +115,10 @@ class DiscordStandIn:
                 self.created += 1
                 if (payload or {}).get("enforce_nonce"):
                     self.nonces[payload["nonce"]] = made
+                self.history.setdefault(int(channel_id), []).append((time.time(), made))
             return made
+        if route.method == "GET" and path.startswith("/channels/") and path.endswith("/messages"):
+            return self.messages_after(int(path.split("/")[2]), kwargs.get("params") or {})
         if route.method == "GET" and path.startswith("/users/"):
             return user(int(path.split("/")[2]))
         if route.method == "POST" and path == "/users/@me/channels":  # open a DM

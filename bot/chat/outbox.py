@@ -84,6 +84,7 @@ class Item:
     due_at: str = ""
     asked_by: str | None = None  # the platform's id of the user whose turn produced it, when known
     sending_version: int = 0  # the version a deliverer began sending (0: never tried)
+    sending_at: str = ""  # when it began (UTC ISO-8601), for a platform that finds a message by its time
 
 
 class Outbox:
@@ -128,7 +129,8 @@ class Outbox:
         the places that start with `places` ("slack:") or equal it ("terminal:ana")."""
         where, args = ("substr(place, 1, ?) = ?", [len(places), places]) if places.endswith(":") else ("place = ?", [places])
         rows = self.store.db.execute(
-            "SELECT id, place, message_key, reply, version, attempts, due_at, asked_by, sending_version FROM outbox "
+            "SELECT id, place, message_key, reply, version, attempts, due_at, asked_by, sending_version, sending_at "
+            "FROM outbox "
             f"WHERE {WAITING} AND {where} ORDER BY id LIMIT ?",
             [*args, limit],
         ).fetchall()
@@ -140,7 +142,8 @@ class Outbox:
                 logger.error("outbox item %s holds an unreadable reply; failing it", row[0])
                 self.give_up(Item(row[0], row[1], row[2], None, row[4], row[5]), "the stored reply is unreadable")  # type: ignore[arg-type]
                 continue
-            items.append(Item(row[0], row[1], row[2], reply, row[4], row[5], row[6] or "", row[7], row[8] or 0))
+            items.append(Item(row[0], row[1], row[2], reply, row[4], row[5], row[6] or "", row[7], row[8] or 0,
+                              row[9] or ""))
         return items
 
     def sending(self, item: Item) -> None:

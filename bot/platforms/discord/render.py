@@ -14,6 +14,7 @@ import concurrent.futures
 import io
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import discord
@@ -113,6 +114,18 @@ PERMANENT_STATUS = {400: "Discord rejected the message (400)", 403: "Ladder has 
                     404: "the channel, thread or message is gone (404)"}
 
 
+FIND_MESSAGES = 50  # a place's latest messages searched for one an interrupted send posted
+SKEW_S = 2  # seconds of clock difference allowed between this machine and Discord's (NTP keeps well within)
+
+
+def _shows(message: discord.Message, sent: Message) -> bool:
+    """True when `message` (read back from Discord) shows what `sent` holds: its text and embeds."""
+    if (message.content or "") != (sent.content or ""):
+        return False
+    shown = [(e.title or "", e.description or "") for e in message.embeds]
+    return shown == [(e.title or "", e.description or "") for e in sent.embeds]
+
+
 class DiscordSender:
     """The outbox's `send` for Discord: posts to the place's channel or thread, edits keyed
     messages in place. It runs in the deliverer's thread and hands each call to the bot's loop.
@@ -138,6 +151,32 @@ class DiscordSender:
                 logger.error("Discord refused outbox item %s for %s for good: %s", item.id, item.place, exc)
                 raise Undeliverable(f"{PERMANENT_STATUS[exc.status]}: {exc.text or exc}") from None
             raise
+
+    def find(self, item: Item) -> str | None:
+        """Return the id of the message an interrupted send already posted for `item`, or None.
+
+        The nonce makes Discord answer a repeated send with the first message only for a few
+        minutes; a deliverer that restarts later looks in the place's latest messages for one by
+        Ladder, created since the send began, that shows what the item's first message shows.
+        (The outbox sends one item at a time per place, in order, so such a message is this item's.)
+        """
+        if not item.sending_at:
+            return None
+        return asyncio.run_coroutine_threadsafe(self._find(item), self.bot.loop).result(self.timeout_s)
+
+    async def _find(self, item: Item) -> str | None:
+        guild, channel_id = channel_of(item.place)
+        channel = self.bot.get_partial_messageable(channel_id, guild_id=None if guild == "@me" else int(guild))
+        first = messages_for(item.reply)[0]
+        since = datetime.fromisoformat(item.sending_at) - timedelta(seconds=SKEW_S)
+        try:
+            async for message in channel.history(limit=FIND_MESSAGES, after=since):
+                if message.author.id == self.bot.user.id and _shows(message, first):
+                    return str(message.id)
+        except discord.HTTPException as exc:  # no Read Message History here, say: the nonce still covers minutes
+            logger.warning("could not read %s's latest messages to find outbox item %s (%s); sending it with its nonce",
+                           item.place, item.id, exc)
+        return None
 
     def notify(self, item: Item, reason: str) -> None:
         """Tell the user who asked, in a direct message, that `item` failed for good."""

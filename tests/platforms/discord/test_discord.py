@@ -314,12 +314,18 @@ def test_long_output_is_split_and_only_a_refusal_for_good_is_not_retried(home, s
     run(scenario)
 
 
-def test_a_send_whose_answer_was_lost_is_sent_again_without_a_second_message(home, stand_in):
-    from bot.chat.messages import Text
+def test_a_send_whose_answer_was_lost_is_found_in_the_thread_not_posted_again(home, stand_in):
+    from bot.chat.messages import Progress
 
     async def scenario():
         world = await Discord(home, stand_in).start()
         await world.slash("new", [{"name": "name", "type": 3, "value": "nonces"}])
+        place = f"discord:{GUILD}:{CHANNEL}:{world.thread}"
+        world.engine.outbox.post(place, Progress("copy-1", "copying 1/2", 1, 2))
+        await asyncio.to_thread(world.deliverer.run_once)
+        earlier = world.engine.outbox.ref(place, "copy-1")
+        created, message = stand_in.history[world.thread][-1]
+        stand_in.history[world.thread][-1] = (created - 60, message)  # it was posted a minute ago
         real, lost = world.deliverer.send, []
 
         def answer_lost_once(item, previous):
@@ -329,16 +335,50 @@ def test_a_send_whose_answer_was_lost_is_sent_again_without_a_second_message(hom
                 raise TimeoutError("no answer from Discord")
             return ref
 
+        answer_lost_once.find = real.find
         world.deliverer.send = answer_lost_once
-        created = stand_in.created
+        made = stand_in.created
+        item = world.engine.outbox.post(place, Progress("copy-2", "copying 1/2", 1, 2))  # the same words
+        await asyncio.to_thread(world.deliverer.run_once)
+        assert lost and not world.store.db.execute("SELECT delivered_at FROM outbox WHERE id = ?", [item]).fetchone()[0]
+        stand_in.nonces.clear()  # the retry comes later than Discord remembers nonces (minutes)
+        world.store.db.execute("UPDATE outbox SET due_at = '' WHERE id = ?", [item])  # its retry is due now
+        world.store.db.conn.commit()
+        await asyncio.to_thread(world.deliverer.run_once)
+        assert stand_in.created == made + 1  # found among the thread's latest messages: not posted again
+        assert world.store.db.execute("SELECT delivered_at FROM outbox WHERE id = ?", [item]).fetchone()[0]
+        assert world.engine.outbox.ref(place, "copy-2") == lost[0] != earlier  # this send's, not the older twin
+
+    run(scenario)
+
+
+def test_a_lost_answer_where_history_cannot_be_read_is_sent_again_under_its_nonce(home, stand_in):
+    from bot.chat.messages import Text
+
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("new", [{"name": "name", "type": 3, "value": "nonces"}])
+        real, lost = world.deliverer.send, []
+
+        def answer_lost_once(item, previous):
+            ref = real(item, previous)
+            if not lost:
+                lost.append(ref)
+                raise TimeoutError("no answer from Discord")
+            return ref
+
+        answer_lost_once.find = real.find
+        world.deliverer.send = answer_lost_once
+        made = stand_in.created
         item = world.engine.outbox.post(f"discord:{GUILD}:{CHANNEL}:{world.thread}", Text("exactly once"))
         await asyncio.to_thread(world.deliverer.run_once)
-        world.store.db.execute("UPDATE outbox SET due_at = '' WHERE id = ?", [item])  # its retry is due now
+        stand_in.refuse[f"GET /channels/{world.thread}/messages"] = 403  # no Read Message History permission
+        world.store.db.execute("UPDATE outbox SET due_at = '' WHERE id = ?", [item])
         world.store.db.conn.commit()
         await asyncio.to_thread(world.deliverer.run_once)
         sends = [p for p in world.in_thread() if text_of(p) == "exactly once"]
         assert len(sends) == 2 and sends[0]["nonce"] == sends[1]["nonce"]  # sent twice, with one nonce
-        assert stand_in.created == created + 1  # so Discord made one message
+        assert stand_in.created == made + 1  # so Discord made one message
         assert world.store.db.execute("SELECT delivered_at FROM outbox WHERE id = ?", [item]).fetchone()[0]
 
     run(scenario)
