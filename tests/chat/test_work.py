@@ -35,9 +35,10 @@ threading.Event().wait()
 """
 
 
-def test_work_cut_off_with_its_process_is_closed_and_its_place_told_with_a_button(settings, tmp_path):
+def kill_mid_work(script: str, settings, tmp_path: Path) -> None:
+    """Run `script` in a real process, wait until its work has started, then kill the process."""
     started = tmp_path / "started"
-    process = subprocess.Popen([sys.executable, "-c", WORKING_PROCESS, str(settings.home), str(started)],
+    process = subprocess.Popen([sys.executable, "-c", script, str(settings.home), str(started)],
                                cwd=Path(__file__).parents[2])
     try:
         deadline = time.time() + 60
@@ -47,6 +48,10 @@ def test_work_cut_off_with_its_process_is_closed_and_its_place_told_with_a_butto
     finally:
         process.kill()
         process.wait(30)
+
+
+def test_work_cut_off_with_its_process_is_closed_and_its_place_told_with_a_button(settings, tmp_path):
+    kill_mid_work(WORKING_PROCESS, settings, tmp_path)
     from bot.core.store import Store
 
     store = Store(settings.db_path)
@@ -91,17 +96,7 @@ threading.Event().wait()
 
 
 def test_work_a_button_started_offers_that_button_again_when_cut_off(settings, tmp_path):
-    started = tmp_path / "started"
-    process = subprocess.Popen([sys.executable, "-c", BUTTON_PROCESS, str(settings.home), str(started)],
-                               cwd=Path(__file__).parents[2])
-    try:
-        deadline = time.time() + 60
-        while not started.exists() and time.time() < deadline and process.poll() is None:
-            time.sleep(0.05)
-        assert started.exists(), "the working process did not start its work"
-    finally:
-        process.kill()
-        process.wait(30)
+    kill_mid_work(BUTTON_PROCESS, settings, tmp_path)
     from bot.core.store import Store
 
     store = Store(settings.db_path)

@@ -314,6 +314,23 @@ def test_long_output_is_split_and_only_a_refusal_for_good_is_not_retried(home, s
     run(scenario)
 
 
+def lose_first_answer(world) -> list:
+    """Make the deliverer's next send reach Discord but lose its answer (a timeout, a crash);
+    return the list that then holds the id of the message Discord made."""
+    real, lost = world.deliverer.send, []
+
+    def answer_lost_once(item, previous):
+        ref = real(item, previous)
+        if not lost:
+            lost.append(ref)
+            raise TimeoutError("no answer from Discord")
+        return ref
+
+    answer_lost_once.find = real.find
+    world.deliverer.send = answer_lost_once
+    return lost
+
+
 def test_a_send_whose_answer_was_lost_is_found_in_the_thread_not_posted_again(home, stand_in):
     from bot.chat.messages import Progress
 
@@ -326,17 +343,7 @@ def test_a_send_whose_answer_was_lost_is_found_in_the_thread_not_posted_again(ho
         earlier = world.engine.outbox.ref(place, "copy-1")
         created, message = stand_in.history[world.thread][-1]
         stand_in.history[world.thread][-1] = (created - 60, message)  # it was posted a minute ago
-        real, lost = world.deliverer.send, []
-
-        def answer_lost_once(item, previous):
-            ref = real(item, previous)
-            if not lost:  # Discord made the message; its answer never came back (a timeout, a crash)
-                lost.append(ref)
-                raise TimeoutError("no answer from Discord")
-            return ref
-
-        answer_lost_once.find = real.find
-        world.deliverer.send = answer_lost_once
+        lost = lose_first_answer(world)
         made = stand_in.created
         item = world.engine.outbox.post(place, Progress("copy-2", "copying 1/2", 1, 2))  # the same words
         await asyncio.to_thread(world.deliverer.run_once)
@@ -358,17 +365,7 @@ def test_a_lost_answer_where_history_cannot_be_read_is_sent_again_under_its_nonc
     async def scenario():
         world = await Discord(home, stand_in).start()
         await world.slash("new", [{"name": "name", "type": 3, "value": "nonces"}])
-        real, lost = world.deliverer.send, []
-
-        def answer_lost_once(item, previous):
-            ref = real(item, previous)
-            if not lost:
-                lost.append(ref)
-                raise TimeoutError("no answer from Discord")
-            return ref
-
-        answer_lost_once.find = real.find
-        world.deliverer.send = answer_lost_once
+        lose_first_answer(world)
         made = stand_in.created
         item = world.engine.outbox.post(f"discord:{GUILD}:{CHANNEL}:{world.thread}", Text("exactly once"))
         await asyncio.to_thread(world.deliverer.run_once)
