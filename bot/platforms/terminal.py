@@ -8,9 +8,10 @@ stdin, so it can be scripted.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
-import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -27,6 +28,22 @@ from rag.documents import source_name
 
 QUIT_WORDS = {"quit", "exit", ":q", "bye"}
 _TONE_STYLE = {"info": "", "success": "green", "warning": "yellow", "error": "bold red"}
+
+
+@contextmanager
+def _ctrl_c_as_flag():
+    """While waiting on background work, Ctrl-C sets an event instead of raising: the wait
+    stops at its next check, never halfway through a delivery (a KeyboardInterrupt there could
+    leave a lock held or a sender thread that the interpreter then waits on forever at exit)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signals reach only the main thread; nothing to install
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class RichRenderer:
@@ -205,13 +222,12 @@ class TerminalChat:
 
     def settle(self) -> None:
         """Wait for this chat's background work and print what it sent (piped input)."""
-        try:
-            while True:
+        with _ctrl_c_as_flag() as stop:
+            while not stop.is_set():
                 self.engine.wait(self.place, timeout=0.5)
                 self.deliverer.run_once()
                 if not self.engine.busy(self.place) and not self.engine.outbox.due(self.place, limit=1):
                     return
-        except KeyboardInterrupt:
             self._stopped_waiting()
 
     def finish_jobs(self) -> None:
@@ -219,9 +235,9 @@ class TerminalChat:
         progress; Ctrl-C stops waiting (a job this chat runs then goes back to the queue)."""
         from bot.training import jobs
 
-        try:
-            announced = False
-            while True:
+        announced = False
+        with _ctrl_c_as_flag() as stop:
+            while not stop.is_set():
                 self.deliverer.run_once()
                 active = [j for j in self.engine.store.jobs_in("queued", "running", "cancelling")
                           if j["place"] == self.place]
@@ -234,8 +250,7 @@ class TerminalChat:
                     self.console.print(f"Waiting for job {ids} to finish (Ctrl-C stops waiting).", markup=False)
                 if self.engine.settings.worker_in_chat and any(j["status"] == "queued" for j in active):
                     jobs.ensure_worker(self.engine.settings, self.engine.store)
-                time.sleep(0.5)
-        except KeyboardInterrupt:
+                stop.wait(0.5)
             self._stopped_waiting()
 
     def _stopped_waiting(self) -> None:
