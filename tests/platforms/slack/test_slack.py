@@ -78,6 +78,13 @@ class Slack:
         project = self.store.list_projects()[-1]
         return self.store.places_of(project["id"], f"slack:{TEAM}:C1:")[0].rsplit(":", 1)[1]
 
+    def opened_view(self) -> dict:
+        """The modal the latest views.open showed. Bolt runs a listener on after its ack, so this
+        waits for the listeners first (the click's views.open may still be on its way)."""
+        assert self.runtime.wait(timeout=60), "the Slack listeners did not finish"
+        view = self.stand_in.of("views.open")[-1]["view"]
+        return json.loads(view) if isinstance(view, str) else view
+
     def latest_button(self, label: str) -> str:
         for params in reversed(self.stand_in.of("chat.postMessage") + self.stand_in.of("chat.update")):
             buttons = buttons_of(params)
@@ -300,8 +307,7 @@ def test_a_modal_submission_is_acked_before_sqlite_is_touched(slack, stand_in, t
     slack.say("train name=modal-v1 max_length=128 steps=2", files=[stand_in.shared_file("tickets.jsonl", data.read_bytes())])
     slack.settle()
     slack.send(click(stand_in, slack.latest_button("Launch"), thread_ts=slack.root()))
-    view = stand_in.of("views.open")[-1]["view"]
-    view = json.loads(view) if isinstance(view, str) else view
+    view = slack.opened_view()
     holder = sqlite3.connect(slack.settings.db_path, timeout=30)
     holder.execute("BEGIN EXCLUSIVE")  # another process holds ladder.db for a long write
     try:
@@ -327,8 +333,7 @@ def test_dataset_doctor_launch_modal_progress_and_the_loss_curve(slack, stand_in
 
     # Someone who is not on LADDER_TRAINERS opens the modal; submitting it is refused, in the modal.
     slack.send(click(stand_in, launch, user="U2", thread_ts=thread))
-    view = json.loads(stand_in.of("views.open")[-1]["view"]) if isinstance(stand_in.of("views.open")[-1]["view"], str) \
-        else stand_in.of("views.open")[-1]["view"]
+    view = slack.opened_view()
     assert {b["block_id"] for b in view["blocks"] if b["type"] == "input"} == {"base_model", "method", "steps"}
     refused = slack.send(submit(view, {"steps": "6"}, user="U2"))
     assert json.loads(refused.body)["response_action"] == "update" and "Checking" in refused.body  # acked first
@@ -337,8 +342,7 @@ def test_dataset_doctor_launch_modal_progress_and_the_loss_curve(slack, stand_in
 
     # A trainer: a bad field is shown beside it, and nothing runs.
     slack.send(click(stand_in, launch, thread_ts=thread))
-    view = stand_in.of("views.open")[-1]["view"]
-    view = json.loads(view) if isinstance(view, str) else view
+    view = slack.opened_view()
     slack.send(submit(view, {"base_model": str(tmp_path / "no-such-model"), "steps": "7"}))
     slack.settle()
     again = modal_update(stand_in)  # the form again: the problem beside its field, the values kept
