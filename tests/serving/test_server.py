@@ -61,6 +61,22 @@ def test_lru_cap_unloads_the_least_recent_adapter(world, tiny_model_dir):
     assert alpha.text.startswith("alpha") and [ref.name for ref in host.resident.values()] == ["arena/alpha"]
 
 
+def test_switching_between_resident_adapters_sets_every_layer_as_peft_would(world, tiny_model_dir):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from bot.serving.host import GenRequest
+
+    host = ModelHost(str(tiny_model_dir), world["host"].registry, max_adapters=2, names=world["host"].names)
+    for name in ("arena/alpha", "arena/beta", "arena/alpha", "arena/beta"):
+        host.activate(name)
+        key = next(k for k, ref in host.resident.items() if ref.name == name)
+        layers = [m for m in host.model.modules() if isinstance(m, BaseTunerLayer)]
+        assert layers and all(m.active_adapters == [key] for m in layers) and host.model.active_adapter == key
+    [beta] = host.generate([GenRequest("arena/beta", PROMPT, max_tokens=6, temperature=0)])
+    [alpha] = host.generate([GenRequest("arena/alpha", PROMPT, max_tokens=6, temperature=0)])
+    assert beta.text.startswith("beta") and alpha.text.startswith("alpha")
+
+
 class Records(logging.Handler):
     def __init__(self):
         super().__init__(logging.DEBUG)

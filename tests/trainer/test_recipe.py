@@ -92,6 +92,65 @@ def test_validation_runs_five_times_and_at_the_last_step_with_the_precision_reco
     assert summary["config"]["packing"] is False and summary["config"]["batch_size"] == 4
 
 
+def test_a_cpu_batch_runs_as_micro_batches_with_the_device_choices_in_ladder_json(tmp_path, tiny_model_dir):
+    import json
+
+    from trainer.recipe import CPU_MICRO_BATCH, cpu_has_fast_bf16, load_base, micro_batch_for, run
+
+    assert [micro_batch_for(b, cuda=False) for b in (1, 2, 3, 4, 6, 8, 9, 12)] == [1, 2, 3, 4, 3, 4, 3, 4]
+    assert micro_batch_for(8, cuda=True) == 8 and CPU_MICRO_BATCH == 4
+    data = write_jsonl(tmp_path / "t.jsonl", tickets(60))
+    summaries = {}
+    for batch, accum in ((8, 1), (4, 2)):  # the same 8 sequences per update, split two ways
+        config = RecipeConfig(base_model=str(tiny_model_dir), train_file=data, output_dir=tmp_path / f"b{batch}",
+                              max_steps=3, max_length=128, batch_size=batch, grad_accum=accum, val_fraction=0.0)
+        summaries[batch] = run(config, lambda e: None)
+    choices = json.loads((tmp_path / "b8" / "ladder.json").read_text())["choices"]
+    fast = cpu_has_fast_bf16()
+    assert choices == {"device": "cpu", "bf16_autocast": fast, "precision": "bf16" if fast else "fp32",
+                       "attention": "eager", "frozen_linear_dtype": "bfloat16" if fast else "float32",
+                       "adapter_sum_fp32": fast,
+                       "micro_batch": 4, "grad_accum": 2, "answer_only_logits": True}
+    assert summaries[4]["choices"]["micro_batch"] == 4 and summaries[4]["choices"]["grad_accum"] == 2
+    # Trainer sums the answer-token loss over the whole update, so the split does not change it.
+    assert summaries[8]["metrics"]["final_train_loss"] == pytest.approx(summaries[4]["metrics"]["final_train_loss"],
+                                                                        rel=1e-3)
+    # bf16-stored frozen linears keep the tied embedding/output layer and the norms in fp32.
+    _, model = load_base(tiny_model_dir, "lora", cuda=False, bf16=True)
+    dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    assert dtypes["model.embed_tokens.weight"] == torch.float32
+    assert all(d == torch.bfloat16 for n, d in dtypes.items() if n.endswith("proj.weight"))
+    assert all(d == torch.float32 for n, d in dtypes.items() if "norm" in n)
+
+
+def test_under_bf16_autocast_a_small_adapter_update_is_added_in_fp32(tmp_path, tiny_model_dir):
+    from peft.tuners.lora.layer import Linear
+
+    from trainer.recipe import add_adapter_outputs_in_fp32, attach_adapter, load_base
+
+    _, model = load_base(tiny_model_dir, "lora", cuda=False, bf16=True)
+    model = attach_adapter(model, RecipeConfig(base_model=str(tiny_model_dir), train_file=tmp_path / "t.jsonl",
+                                               output_dir=tmp_path / "o"))
+    layer = next(m for m in model.modules() if type(m) is Linear)
+    name = layer.active_adapters[0]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        layer.lora_B[name].weight.normal_(std=1e-4)  # an adapter a few steps in: its update is small
+    x = torch.randn(2, 5, layer.in_features)
+    with torch.no_grad():
+        update = layer.lora_B[name](layer.lora_A[name](x)) * layer.scaling[name]  # fp32, no autocast
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            base = layer.base_layer(x).float()
+            plain = layer(x).float()
+            assert add_adapter_outputs_in_fp32(model) > 0
+            summed = layer(x)
+    assert summed.dtype == torch.float32
+    # the update arrives whole (up to its own bf16 matmuls)
+    assert (summed - base - update).norm() < 0.05 * update.norm()
+    # peft's bf16 sum rounds most of it away: what the fix is for
+    assert (plain - base - update).norm() > 0.3 * update.norm()
+
+
 def test_a_resume_on_another_base_model_is_refused(tmp_path, tiny_model_dir):
     import json
 
