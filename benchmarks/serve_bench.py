@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="base model (default: Ladder's default, smollm2-135m)")
     parser.add_argument("--max-tokens", type=int, default=24, help="tokens generated per answer")
-    parser.add_argument("--examples", type=int, default=12, help="held-out tickets in the eval measurement")
+    parser.add_argument("--examples", type=int, default=8, help="held-out tickets in the eval measurement")
     parser.add_argument("--rounds", type=int, default=3, help="repeats of each measurement (median reported)")
     parser.add_argument("--json", action="store_true", help="print JSON (the only output format)")
     args = parser.parse_args()
