@@ -53,9 +53,9 @@ def build_model(folder: Path) -> Path:
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    for extra in ("chat_template.jinja",):
-        if (tokenizer_dir / extra).exists() and not (folder / extra).exists():
-            shutil.copy(tokenizer_dir / extra, folder / extra)
+    template = tokenizer_dir / "chat_template.jinja"
+    if template.exists() and not (folder / template.name).exists():
+        shutil.copy(template, folder / template.name)
     return folder
 
 

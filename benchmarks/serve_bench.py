@@ -95,9 +95,7 @@ def main() -> None:
         refs = {f"bench/a{n}": AdapterRef(f"bench/a{n}", p, None, id=n + 1) for n, p in enumerate(paths)}
         host = ModelHost(str(model_dir), refs.get, max_adapters=4, names=lambda: sorted(refs))
         cuda = host.device == "cuda"
-
-        def generate(requests):
-            return host.generate(requests)
+        generate = host.generate
 
         def ask(variant: str, messages) -> GenRequest:
             return GenRequest(variant, messages, max_tokens=args.max_tokens, temperature=0.0)
