@@ -29,6 +29,12 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 PROBE = "sentence"  # the `unit` metadata of a probe; chunks carry no `unit` (older indexes neither)
 MIN_PROBE_CHARS = 20  # shorter lines (a heading, a CSV header) say too little to embed alone
+# A table row as the CSV loader writes it ("sku: LK-K100; product: Aster kettle; price_gbp: 39").
+# Alone, a row says little but a product's name, so as a probe it outranked the passage that
+# answers any question naming the product ("my toaster stopped working, who pays the postage?"
+# found the price list first); its chunk, titled with the table's name, still competes whole.
+# Measured on the sample's paraphrased questions: MRR 0.67 with row probes, 0.72 without.
+_RECORD = re.compile(r"^[^:;]+: [^;]*(?:; [^:;]+: [^;]*)+$")
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ def embedding_text(text: str, metadata: dict) -> str:
 
 def probes(chunk: Chunk) -> list[Chunk]:
     """Return one probe per sentence (or line) of `chunk`, each pointing back to it; none when
-    the chunk is a single sentence already."""
+    the chunk is a single sentence already, and none for a table's rows."""
     pieces = []
     for paragraph in re.split(r"\n\s*\n", _HEADING.sub("", chunk.text)):
         lines = [line.strip() for line in paragraph.splitlines() if line.strip()]
@@ -105,7 +111,7 @@ def probes(chunk: Chunk) -> list[Chunk]:
             pieces.extend(lines)  # records (a table's rows), not wrapped prose
         else:
             pieces.extend(_SENTENCE_END.split(" ".join(lines)))
-    pieces = [p.strip() for p in pieces if len(p.strip()) >= MIN_PROBE_CHARS]
+    pieces = [p.strip() for p in pieces if len(p.strip()) >= MIN_PROBE_CHARS and not _RECORD.match(p.strip())]
     if len(pieces) < 2:
         return []
     return [

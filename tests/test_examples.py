@@ -18,6 +18,7 @@ from bot.interview.decision import advise, load_facts
 from examples import SAMPLE
 from examples.build import build
 from rag.bm25 import tokens
+from rag.chunking import probes, split_document
 from rag.documents import load_document
 from rag.evaluation import evaluate, load_eval_questions
 from rag.index import KnowledgeBase, expand_paths
@@ -109,11 +110,25 @@ def test_retrieval_finds_paraphrases_and_keeps_literal_questions(sample_index, m
     literal, paraphrased = result["by_kind"]["literal"], result["by_kind"]["paraphrased"]
     assert literal["hit_at_k"] == 1.0 and literal["mrr"] >= 0.95
     assert paraphrased["hit_at_k"] >= 0.85, result["misses"]
+    assert paraphrased["mrr"] >= 0.7, result["per_question"]
     # BM25 fused in on every question (no gate) loses paraphrases to incidental words.
     monkeypatch.setattr(rag.index, "LEXICAL_GATE", 0.0)
     ungated = evaluate(kb, project, questions, k=3)["by_kind"]
     assert ungated["paraphrased"]["mrr"] < paraphrased["mrr"]
     assert ungated["literal"]["hit_at_k"] == 1.0
+
+
+def test_prose_sentences_are_probes_and_a_tables_rows_are_not(tmp_path):
+    prose = tmp_path / "returns.md"
+    prose.write_text("# Returns\n\nReturns are accepted within 30 days of delivery. Refunds take five business days.\n")
+    table = tmp_path / "products.csv"
+    table.write_text("sku,product,price_gbp\nLK-K100,Aster kettle,39\nLK-T200,Bramble toaster,45\n")
+    (chunk,) = split_document("demo", load_document(prose, "returns.md", 10_000), 800, 100)
+    assert [p.text for p in probes(chunk)] == ["Returns are accepted within 30 days of delivery.",
+                                               "Refunds take five business days."]
+    assert all(p.metadata["parent"] == chunk.id for p in probes(chunk))
+    (rows,) = split_document("demo", load_document(table, "products.csv", 10_000), 800, 100)
+    assert "product: Aster kettle" in rows.text and probes(rows) == []
 
 
 def test_a_probe_is_never_returned_only_the_chunk_it_points_to(sample_index):
