@@ -140,6 +140,21 @@ def expand_paths(paths: Sequence[Path]) -> list[tuple[Path, str]]:
     return found
 
 
+READ_PAGE = 10_000  # ids per Chroma read: one `get` of a whole 100k-chunk collection fails in
+# its SQLite ("too many SQL variables")
+
+
+def read_all(collection) -> dict[str, list]:
+    """Return every id, document and metadata of `collection`, read a page at a time."""
+    data: dict[str, list] = {"ids": [], "documents": [], "metadatas": []}
+    while True:
+        page = collection.get(include=["documents", "metadatas"], limit=READ_PAGE, offset=len(data["ids"]))
+        for key in data:
+            data[key].extend(page[key])
+        if len(page["ids"]) < READ_PAGE:
+            return data
+
+
 class KnowledgeBase:
     """Ingest, forget, re-index and retrieve for one LADDER_HOME."""
 
@@ -236,7 +251,7 @@ class KnowledgeBase:
             old = client.get_collection(name, embedding_function=None)
         except Exception:
             raise LadderError(f"project {project['name']} has no index to rebuild; ingest documents first") from None
-        data = old.get(include=["documents", "metadatas"])
+        data = read_all(old)
         temp = f"{name}--reindex"
         if temp in {c.name for c in client.list_collections()}:
             client.delete_collection(temp)
@@ -283,7 +298,7 @@ class KnowledgeBase:
         collection = self.collection(project)
         if collection is None:
             return [], [], []
-        data = collection.get(include=["documents", "metadatas"])
+        data = read_all(collection)
         kept = [i for i, meta in enumerate(data["metadatas"]) if meta.get("unit") != PROBE]
         return ([data["ids"][i] for i in kept], [data["documents"][i] for i in kept],
                 [data["metadatas"][i] for i in kept])

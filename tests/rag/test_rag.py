@@ -173,6 +173,21 @@ def test_builtin_corpus_eval_reaches_hit_at_3(kb):
     assert {"recall_at_k", "ndcg_at_k", "misses", "per_question"} <= set(hybrid)
 
 
+def test_a_collection_larger_than_one_read_is_read_whole_a_page_at_a_time(kb, monkeypatch):
+    import rag.index
+
+    p = project(kb, "handbook")
+    kb.ingest(p, expand_paths([DATA / "handbook"]), "ana").run()
+    ids, texts, _ = kb.chunks(p)
+    units = kb.collection(p).count()
+    assert units > len(ids) > 14  # chunks and their probes, more than two pages of 7
+    monkeypatch.setattr(rag.index, "READ_PAGE", 7)
+    paged_ids, paged_texts, _ = kb.chunks(p)
+    assert sorted(paged_ids) == sorted(ids) and len(paged_ids) == len(set(paged_ids))
+    assert sorted(paged_texts) == sorted(texts)
+    assert kb.reindex(p, "ana")["chunks"] == len(ids) and kb.collection(p).count() == units
+
+
 def test_ranking_metrics_by_hand():
     scores = score_ranking(["x", "a", "a", "b"], [False, True, True, True], {"a", "b"}, k=4)
     assert scores["hit"] == 1.0 and scores["mrr"] == 0.5 and scores["recall"] == 1.0
