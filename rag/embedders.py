@@ -110,10 +110,72 @@ class LocalSentenceTransformer(EmbeddingFunction[Documents]):
         return LocalSentenceTransformer(config["model"])
 
 
+class MeanPooledEncoder:
+    """A sentence-transformers model of the common shape (a BERT, mean pooling, normalisation:
+    all-MiniLM-L6-v2 among them) run without sentence_transformers or transformers.
+
+    Importing sentence_transformers costs about 7 s on two cores (it pulls in peft,
+    bitsandbytes and scikit-learn) and transformers' BERT about 3 s more than torch: most of a
+    cold `ladder rag ask`. This computes the same vectors (to float rounding, see rag/bert.py)
+    for `encode`'s callers here."""
+
+    def __init__(self, directory, max_length: int):
+        from pathlib import Path
+
+        from rag.bert import BertEncoder
+
+        self.encoder = BertEncoder(Path(directory), max_length)
+
+    def get_embedding_dimension(self) -> int:
+        return self.encoder.hidden
+
+    def encode(self, texts: list[str], batch_size: int = 32, normalize_embeddings: bool = True,
+               show_progress_bar: bool = False) -> np.ndarray:
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # batches of like lengths pad little
+        out = np.zeros((len(texts), self.get_embedding_dimension()), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            out[rows] = self.encoder.mean_pooled([texts[i] for i in rows], normalize=normalize_embeddings)
+        return out
+
+
+def _mean_pooled_shape(directory) -> int | None:
+    """Return the max sequence length when the folder is a transformer + mean pooling +
+    normalisation sentence-transformers model; else None (sentence_transformers loads it)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(directory)
+    try:
+        modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((folder / "modules.json").read_text())]
+        pooling_path = json.loads((folder / "modules.json").read_text())[1]["path"]
+        pooling = json.loads((folder / pooling_path / "config.json").read_text())
+        config = json.loads((folder / "sentence_bert_config.json").read_text())
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v}
+    if modules != ["Transformer", "Pooling", "Normalize"] or modes != {"pooling_mode_mean_tokens"}:
+        return None
+    if config.get("do_lower_case"):
+        return None
+    return int(config.get("max_seq_length", 512))
+
+
 def _load_sentence_transformer(spec: str):
+    from pathlib import Path
+
     from trainer.hub import model_folder
 
     directory, _ = model_folder(spec, "embedding model")  # raises naming `ladder models pull` or the download
+    max_length = _mean_pooled_shape(directory)
+    from rag.bert import supports
+
+    if max_length is not None and supports(Path(directory)):
+        try:
+            return MeanPooledEncoder(directory, max_length)
+        except Exception as exc:
+            raise LadderError(f"could not load embedding model from {directory} ({type(exc).__name__}); "
+                              "re-download it") from None
     from sentence_transformers import SentenceTransformer
 
     try:

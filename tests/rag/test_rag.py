@@ -482,3 +482,33 @@ def test_single_files_with_one_name_in_two_folders_stay_two_documents(home, tmp_
     (outside / "README.md").write_text("# Elsewhere\n\nA third README outside the current folder.\n")
     result = runner.invoke(app, ["rag", "ingest", "--project", "notes", str(outside / "README.md"), "--json"])
     assert json.loads(result.stdout)["added"] == [(outside / "README.md").as_posix()]  # its full path
+
+
+def test_the_default_embedder_runs_without_sentence_transformers_and_gives_its_vectors():
+    """MiniLM is encoded by rag/bert.py (a cold process skips ~7 s of imports), with the
+    vectors sentence-transformers gives for the same folder."""
+    import numpy as np
+
+    from trainer.catalogue import DEFAULT_EMBEDDER
+    from trainer.hub import model_folder
+
+    code = ("import sys; from rag.embedders import resolve_embedder; "
+            f"e = resolve_embedder({DEFAULT_EMBEDDER!r}); "
+            "print(e.id, type(e.function._model).__name__, 'sentence_transformers' in sys.modules, "
+            "'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out == [f"st:{DEFAULT_EMBEDDER}", "MeanPooledEncoder", "False", "False"]
+
+    from sentence_transformers import SentenceTransformer
+
+    from rag.embedders import LocalSentenceTransformer
+
+    folder, _ = model_folder(DEFAULT_EMBEDDER, "embedding model")
+    texts = ["Returns are accepted within 30 days of delivery.", "How long do I have to send a broken kettle back?",
+             "ok", "word " * 400]  # the last is cut at the model's 256 tokens, as sentence-transformers cuts it
+    ours = np.array(LocalSentenceTransformer(DEFAULT_EMBEDDER)(texts))
+    theirs = SentenceTransformer(str(folder), device="cpu", local_files_only=True).encode(
+        texts, normalize_embeddings=True)
+    assert ours.shape == theirs.shape == (4, 384)
+    assert np.abs(ours - theirs).max() < 1e-5
