@@ -253,6 +253,7 @@ def main() -> None:
     ladder_rate, baseline_rate = median("ladder", "tokens_per_s"), median("baseline", "tokens_per_s")
     ladder_peak, baseline_peak = median("ladder", "peak_gb"), median("baseline", "peak_gb")
     ladder_loss, baseline_loss = median("ladder", "heldout_loss"), median("baseline", "heldout_loss")
+    estimate = memory_estimate(args)
     print(json.dumps({
         "benchmark": "train_throughput",
         "model": args.model,
@@ -272,12 +273,33 @@ def main() -> None:
         "loss_delta": round(ladder_loss - baseline_loss, 4),
         "loss_equal": abs(ladder_loss - baseline_loss) <= LOSS_TOLERANCE * baseline_loss,
         "ladder_choices": runs["ladder"][0]["choices"],
+        # what `ladder train` says the job will hold (plan_job's estimate), against the measured peak
+        "estimate_gb": estimate,
+        "estimate_error": round(estimate / ladder_peak - 1, 3) if estimate else None,
         "ablations": {name: {"tokens_per_s": round(r["tokens_per_s"], 1),
                              "ratio": round(r["tokens_per_s"] / baseline_rate, 3),
                              "peak_gb": round(r["peak_gb"], 3),
                              "heldout_loss": round(r["heldout_loss"], 4)} for name, r in ablations.items()},
         "targets": {"ratio": 1.8, "memory_ratio": 0.6, "loss_tolerance": LOSS_TOLERANCE},
     }, indent=2, sort_keys=True))
+
+
+def memory_estimate(args) -> float | None:
+    """Return the estimator's peak memory (GB) for the ladder side's job, as plan_job makes it
+    on this device (the CPU formula on a CPU, the GPU one with CUDA)."""
+    from bot.interview import estimates
+    from trainer.doctor import check
+    from trainer.hub import resolve_base_model
+    from trainer.recipe import micro_batch_for
+
+    model_dir, _ = resolve_base_model(args.model)
+    shape, params = estimates.shape_from_config(json.loads((model_dir / "config.json").read_text()))
+    longest = min(1024, check(args.data, base_model=str(model_dir), max_length=1024)["tokens"]["max"])
+    if _cuda():
+        return estimates.estimate_memory(params / 1e9, args.method, seq_len=longest, batch=args.batch,
+                                         gradient_checkpointing=False, shape=shape).memory_gb
+    return estimates.estimate_cpu_memory(shape, params, args.method, longest,
+                                         micro_batch_for(args.batch, cuda=False)).memory_gb
 
 
 def _cuda() -> bool:

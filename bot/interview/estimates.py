@@ -290,6 +290,49 @@ def find_gpu(name: str, prices: dict[str, float] | None = None) -> Gpu:
 HEADROOM = 1.1  # keep 10% of GPU memory free: allocator fragmentation and eval batches
 
 
+# Training on a CPU (the recipe's CPU path: bf16 autocast, frozen linear layers stored in bf16,
+# embeddings fp32, eager attention, logits for answer tokens only), calibrated against the peak
+# resident memory of `ladder train` runs on SmolLM2-135M, 2 cores, the sample's tickets (at most
+# 120 tokens): 2 sequences per pass 1.55 GB measured (1.51 estimated), 4 per pass 1.97-2.20 GB
+# (2.06), 8 per pass 3.00 GB (3.16).
+CPU_RUNTIME_GB = 0.55  # Python with torch, transformers, peft and trl imported, before the model
+CPU_SAVED_BYTES = 116  # saved for backward per token, per layer, per hidden unit (bf16 and fp32 copies)
+CPU_ATTENTION_BYTES = 8  # eager attention: bf16 scores and fp32 probabilities per head, query and key
+
+
+def estimate_cpu_memory(shape: Shape, params: float, method: str, tokens: int, micro_batch: int,
+                        rank: int = 16, target_modules: str = "all-linear") -> MemoryEstimate:
+    """Return the peak RAM of a LoRA/QLoRA job on a CPU: `micro_batch` sequences per forward
+    pass (the rest of a batch is gradient accumulation) of up to `tokens` tokens each (the
+    longest example: the batch it lands in is padded to it)."""
+    if method not in ("lora", "qlora", "dora"):
+        raise LadderError(f"the CPU estimate covers adapter methods (lora, qlora, dora), not {method!r}")
+    for name, value in (("tokens", tokens), ("micro_batch", micro_batch), ("rank", rank)):
+        if value <= 0:
+            raise LadderError(f"{name} must be positive, got {value}")
+    trainable = lora_trainable_params(shape, rank, target_modules)
+    embed_params = shape.vocab * shape.hidden  # tied embeddings stay fp32 on a CPU
+    frozen = (params - embed_params) * (NF4_WITH_DOUBLE_QUANT if method == "qlora" else BF16)
+    weights = (frozen + embed_params * FP32) / GB
+    state = trainable * TRAINABLE_BYTES / GB
+    heads = max(1, shape.hidden // 64)
+    per_sequence = (tokens * shape.hidden * shape.layers * CPU_SAVED_BYTES
+                    + heads * tokens * tokens * shape.layers * CPU_ATTENTION_BYTES)
+    activations = micro_batch * per_sequence / GB
+    total = CPU_RUNTIME_GB + weights + state + activations
+    return MemoryEstimate(
+        method=method, params_b=params / 1e9, seq_len=tokens, batch=micro_batch, rank=rank,
+        target_modules=target_modules, gradient_checkpointing=False, trainable_params=trainable,
+        trainable_percent=round(100 * trainable / params, 3), adapter_mb=round(trainable * BF16 / 1e6, 1),
+        weights_gb=round(weights, 2), trainable_state_gb=round(state, 2), activations_gb=round(activations, 2),
+        overhead_gb=CPU_RUNTIME_GB, memory_gb=round(total, 2),
+        explanation=(f"On a CPU: {CPU_RUNTIME_GB} GB for Python and the training libraries, the frozen weights "
+                     f"({'4-bit' if method == 'qlora' else 'bf16'} linear layers, fp32 embeddings), "
+                     f"{trainable / 1e6:.1f}M adapter parameters at 16 bytes, and the activations of "
+                     f"{micro_batch} sequence(s) of {tokens} tokens per pass."),
+    )
+
+
 def fits(memory_gb: float, gpu_memory_gb: float) -> bool:
     """Return True when a job estimated at `memory_gb` fits a GPU of `gpu_memory_gb`."""
     return memory_gb * HEADROOM <= gpu_memory_gb

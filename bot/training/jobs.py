@@ -101,10 +101,19 @@ def plan_job(settings: Settings, store: Store, project: dict[str, Any], data: Pa
     config_json = json.loads((model_dir / "config.json").read_text())
     shape, params = estimates.shape_from_config(config_json)
     batch = int(overrides.get("batch_size", RecipeConfig.model_fields["batch_size"].default))
-    estimate = estimates.estimate_memory(params / 1e9, method, seq_len=max_length, batch=batch,
-                                         gradient_checkpointing=bool(overrides.get("gradient_checkpointing", False)),
-                                         shape=shape).to_dict()
     memory, device = available_memory_gb()
+    longest = min(max_length, int((report.get("tokens") or {}).get("max") or max_length))
+    if device == "cpu" and method in ("lora", "qlora", "dora"):
+        from trainer.recipe import micro_batch_for
+
+        # the longest example pads the micro-batch it lands in; the rest of a batch accumulates
+        rank = int(overrides.get("lora_r", RecipeConfig.model_fields["lora_r"].default))
+        estimate = estimates.estimate_cpu_memory(shape, params, method, longest, micro_batch_for(batch, cuda=False),
+                                                 rank=rank).to_dict()
+    else:
+        estimate = estimates.estimate_memory(params / 1e9, method, seq_len=max_length, batch=batch,
+                                             gradient_checkpointing=bool(overrides.get("gradient_checkpointing", False)),
+                                             shape=shape).to_dict()
     estimate.update({"available_gb": round(memory, 1), "device": device, "params": int(params)})
     if not estimates.fits(estimate["memory_gb"], memory):
         raise LadderError(_does_not_fit(params, shape, method, max_length, batch, estimate["memory_gb"], memory, device))

@@ -138,3 +138,23 @@ def test_breakeven_never_when_fine_tuning_does_not_save():
     assert result.breakeven_requests_per_month is None and result.payback_months is None
     with pytest.raises(LadderError, match="monthly_requests must not be negative"):
         breakeven(-1, 1, 1, 1, 1, 1, 1)
+
+
+def test_the_cpu_estimate_counts_what_a_cpu_job_holds():
+    from bot.interview.estimates import estimate_cpu_memory
+
+    smollm2 = Shape(hidden=576, layers=30, intermediate=1536, vocab=49152, kv_hidden=192)
+    params = 134_515_008
+    two, four = (estimate_cpu_memory(smollm2, params, "lora", 120, m) for m in (2, 4))
+    # activations grow with the sequences per pass; weights, adapter state and runtime do not
+    assert four.activations_gb == pytest.approx(2 * two.activations_gb, abs=0.02)
+    assert four.weights_gb == two.weights_gb and four.memory_gb > two.memory_gb
+    # the frozen linears are bf16 and the tied embedding fp32: about 0.33 GB for SmolLM2
+    assert 0.30 < four.weights_gb < 0.36
+    # eager attention makes a long sequence cost more than in proportion to its tokens
+    long = estimate_cpu_memory(smollm2, params, "lora", 960, 4)
+    assert long.activations_gb > 8 * four.activations_gb
+    assert estimate_cpu_memory(smollm2, params, "qlora", 120, 4).weights_gb < four.weights_gb
+    assert four.explanation.startswith("On a CPU") and four.batch == 4 and four.seq_len == 120
+    with pytest.raises(LadderError, match="adapter methods"):
+        estimate_cpu_memory(smollm2, params, "full", 120, 4)
