@@ -111,7 +111,7 @@ def probes(chunk: Chunk) -> list[Chunk]:
             pieces.extend(lines)  # records (a table's rows), not wrapped prose
         else:
             pieces.extend(_SENTENCE_END.split(" ".join(lines)))
-    pieces = [p.strip() for p in pieces if len(p.strip()) >= MIN_PROBE_CHARS and not _RECORD.match(p.strip())]
+    pieces = [p for p in (piece.strip() for piece in pieces) if len(p) >= MIN_PROBE_CHARS and not _RECORD.match(p)]
     if len(pieces) < 2:
         return []
     return [

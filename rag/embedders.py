@@ -147,9 +147,9 @@ def _mean_pooled_shape(directory) -> int | None:
 
     folder = Path(directory)
     try:
-        modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((folder / "modules.json").read_text())]
-        pooling_path = json.loads((folder / "modules.json").read_text())[1]["path"]
-        pooling = json.loads((folder / pooling_path / "config.json").read_text())
+        listed = json.loads((folder / "modules.json").read_text())
+        modules = [m["type"].rsplit(".", 1)[-1] for m in listed]
+        pooling = json.loads((folder / listed[1]["path"] / "config.json").read_text())
         config = json.loads((folder / "sentence_bert_config.json").read_text())
     except (OSError, ValueError, KeyError, IndexError):
         return None
