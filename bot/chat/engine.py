@@ -20,7 +20,7 @@ from concurrent.futures import wait as futures_wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bot.chat.messages import Choice, Form, Progress, Reply, Table, Text, Turn, reply_text
+from bot.chat.messages import Choice, Form, Progress, Reply, Stream, Table, Text, Turn, reply_text
 from bot.chat.outbox import Outbox
 from bot.chat.work import WorkLog
 from bot.core.config import Settings
@@ -39,6 +39,9 @@ class Context:
     engine: "Engine"
     project: dict[str, Any] | None
     work_id: int | None = None  # set when the turn's work runs in the background (bot.chat.work)
+    # Set when the user asks to stop this turn's work (Ctrl-C in the terminal): a streamed answer
+    # ends at its next token, saying it was stopped.
+    stop: threading.Event = field(default_factory=threading.Event)
 
     @property
     def store(self) -> Store:
@@ -155,6 +158,7 @@ class Engine:
         # Long work runs here, off the turn: a platform can ack within its deadline.
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ladder-work")
         self._tasks: dict[str, list[Future]] = {}
+        self._stops: dict[str, list[threading.Event]] = {}  # place -> stop flags of its running work
         self._tasks_lock = threading.Lock()
         for command in _core_commands():
             self.add_command(command)
@@ -241,8 +245,8 @@ class Engine:
     def _record_reply(self, turn: Turn, produced: list[Reply]) -> None:
         if not produced:
             return
-        # Progress lines are transient; the log keeps what the user ended up seeing.
-        digest = reply_text([r for r in produced if not isinstance(r, Progress) or r.done])
+        # Progress lines and drafts are transient; the log keeps what the user ended up seeing.
+        digest = reply_text([r for r in produced if not isinstance(r, (Progress, Stream)) or r.done])
         after = self.store.project_for_place(turn.place)
         self.store.record_turn(place=turn.place, user="ladder", role="bot", text=digest, platform=turn.platform,
                                project_id=after["id"] if after else None)
@@ -266,10 +270,24 @@ class Engine:
                 self._record_reply(ctx.turn, produced)
             finally:
                 self.work.end(ctx.work_id)
+                with self._tasks_lock:
+                    stops = self._stops.get(ctx.turn.place, [])
+                    if ctx.stop in stops:
+                        stops.remove(ctx.stop)
 
-        future = self._pool.submit(run)
         with self._tasks_lock:
+            self._stops.setdefault(ctx.turn.place, []).append(ctx.stop)
+            future = self._pool.submit(run)
             self._tasks.setdefault(ctx.turn.place, []).append(future)
+
+    def stop(self, place: str) -> int:
+        """Ask the background work running for `place` to stop (a streamed answer ends at its
+        next token); return how many pieces of work were asked."""
+        with self._tasks_lock:
+            stops = list(self._stops.get(place, []))
+        for event in stops:
+            event.set()
+        return len(stops)
 
     def opened(self, ctx: Context, reply: Reply) -> None:
         """Remember a progress line background work opened, to close it if the work is cut off."""

@@ -147,7 +147,25 @@ class Progress:
         return max(0.0, min(1.0, self.current / self.total))
 
 
-Reply = Union[Text, Choices, Table, Image, File, Progress]
+@dataclass(frozen=True)
+class Stream:
+    """An answer as it is written: every later `Stream` with the same `key` carries the whole
+    text so far and replaces the one before (a platform shows only what is new: Slack appends
+    to its stream, Discord and the terminal edit or print the rest). The last has `done`; its
+    `text` may differ from what streamed (checks rewrote the draft: the platform then replaces
+    it), and it may carry a `footer` (Markdown: the sources) and buttons, shown once it stops.
+    `stopped` with `done`: the user stopped it part-way."""
+
+    key: str
+    text: str
+    done: bool = False
+    footer: str = ""
+    options: tuple[Choice, ...] = ()
+    title: str = ""  # a card's heading (an arena answer: A or B)
+    stopped: bool = False
+
+
+Reply = Union[Text, Choices, Table, Image, File, Progress, Stream]
 
 __all__ = [
     "Attachment",
@@ -159,6 +177,7 @@ __all__ = [
     "Image",
     "Progress",
     "Reply",
+    "Stream",
     "Table",
     "Text",
     "Turn",
@@ -182,10 +201,13 @@ def reply_text(replies: list[Reply]) -> str:
             parts.append(f"[file: {reply.name}]")
         elif isinstance(reply, Progress):
             parts.append(reply.text)
+        elif isinstance(reply, Stream):
+            body = f"{reply.title}\n{reply.text}" if reply.title else reply.text
+            parts.append(body + (f"\n{reply.footer}" if reply.footer else ""))
     return "\n".join(parts)
 
 
-_KINDS = {cls.__name__: cls for cls in (Text, Choices, Table, Image, File, Progress)}
+_KINDS = {cls.__name__: cls for cls in (Text, Choices, Table, Image, File, Progress, Stream)}
 
 
 def reply_to_json(reply: Reply) -> dict:
@@ -203,7 +225,7 @@ def reply_from_json(data: dict) -> Reply:
     cls = _KINDS.get(fields.pop("type", None))
     if cls is None:
         raise ValueError(f"unknown reply type {data.get('type')!r}")
-    if cls is Choices:
+    if cls in (Choices, Stream):
         fields["options"] = tuple(_choice(option) for option in fields["options"])
     if cls is Table:
         fields["columns"] = tuple(fields["columns"])

@@ -5,7 +5,8 @@ a place (`terminal:ana`, `slack:C1:1700.1`, ...). A keyed reply (progress, `Prog
 edit of one message: while an edit waits, a newer one replaces it, so a slow platform gets the
 latest state, not a backlog. Each platform runs a `Deliverer` over the places it serves:
 
-- edits are throttled per message (at most one per `min_edit_s`, one second by default);
+- edits are throttled per message (at most one per `min_edit_s`, one second by default; a
+  streamed answer's per `stream_edit_s`, the same unless the platform says otherwise);
 - delivery is at least once: an item is marked delivered only after its platform accepted it,
   and the deliverer drops a repeat of an item it already sent (dedupe on the receiving side);
   it records "sending" (m013) before each call, so after a crash between the platform's answer
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bot.chat.messages import Reply, reply_from_json, reply_to_json
+from bot.chat.messages import Reply, Stream, reply_from_json, reply_to_json
 from bot.core.health import outbox_counts
 from bot.core.migrations import OUTBOX_WAITING
 from bot.core.processes import HOST, pid_alive
@@ -318,13 +319,16 @@ class Deliverer:
 
     def __init__(self, store: Store, places: str, send: Send, min_edit_s: float = MIN_EDIT_S,
                  clock: Callable[[], float] = time.monotonic, notify: Notify | None = None,
-                 retention_days: float | None = None):
+                 retention_days: float | None = None, stream_edit_s: float | None = None):
         self.outbox = Outbox(store)
         self.places = places
         self.send = send
         self.notify = notify
         self.retention_days = retention_days  # also prune turns, buttons and message ids older than this
         self.min_edit_s = min_edit_s
+        # A streamed answer's edits (Stream replies) may come faster: the terminal prints them as
+        # they come; a chat platform keeps the one-a-second limit.
+        self.stream_edit_s = min_edit_s if stream_edit_s is None else stream_edit_s
         self.clock = clock
         self._last_edit: dict[tuple[str, str], float] = {}
         self._sent: dict[int, int] = {}  # item id -> newest version this deliverer has shown
@@ -366,7 +370,8 @@ class Deliverer:
                 self.outbox.delivered(item, None)
                 continue
             edit = (item.place, item.key) if item.key is not None else None
-            if edit in self._last_edit and self.clock() - self._last_edit[edit] < self.min_edit_s:
+            gap = self.stream_edit_s if isinstance(item.reply, Stream) else self.min_edit_s
+            if edit in self._last_edit and self.clock() - self._last_edit[edit] < gap:
                 break  # throttled: it waits (and newer edits replace it) until the second is up
             previous = self.outbox.ref(item.place, item.key) if item.key is not None else None
             try:

@@ -4,12 +4,15 @@ and generation take time); their replies reach the chat through the outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing as closing_iterator
 from typing import Any
 
 from bot.arena.battles import base_model_for
 from bot.chat.engine import Command, Context, Engine, closing
-from bot.chat.messages import Progress, Reply, Table, Text
+from bot.chat.messages import Progress, Reply, Stream, Table, Text
 from bot.core.errors import LadderError
 from bot.serving.client import client_for
 
@@ -89,19 +92,71 @@ def ask_command(ctx: Context) -> list[Reply]:
 
 
 def _answer(ctx: Context, project: dict[str, Any], question: str, key: str, loading: list[Reply]) -> Iterator[Reply]:
-    """Retrieve and write the answer (in the background)."""
-    result = answer_question(ctx.settings, ctx.store, project, question)
-    for line in loading:
-        yield Progress(line.key, "Model loaded." if result["answer"] else "No model loaded.", 1, 1, done=True)
-    yield Progress(key, f"Looked it up: {len(result['sources'])} passage(s) found.", 1, 1, done=True)
-    yield from answer_replies(result)
+    """Retrieve and write the answer (in the background), streaming the model's draft to the
+    place as it is written; the checked answer and its sources end the stream."""
+    stream_key = f"{key}-answer"
+    posted = [0.0]
+    open_lines = [*loading, Progress(key, "")]  # closed before the first draft shows, so the answer comes after them
+
+    def close_lines(found: str, model: str) -> Iterator[Reply]:
+        for line in open_lines:
+            yield Progress(line.key, found if line.key == key else model, 1, 1, done=True)
+        open_lines.clear()
+
+    def draft(text: str) -> None:
+        now = time.monotonic()
+        if now - posted[0] >= DRAFT_EVERY_S:  # the outbox keeps only the newest waiting draft anyway
+            for line in close_lines("Looked it up; writing the answer.", "Model loaded."):
+                ctx.post(line)
+            posted[0] = now
+            ctx.post(Stream(stream_key, text))
+
+    try:
+        result = answer_question(ctx.settings, ctx.store, project, question, on_draft=draft, stop=ctx.stop)
+    except Stopped as stopped:
+        yield from close_lines("Stopped.", "Model loaded.")
+        yield Stream(stream_key, stopped.text, done=True, stopped=True,
+                     footer="_Stopped: this draft was not checked against the documents._")
+        return
+    yield from close_lines(f"Looked it up: {len(result['sources'])} passage(s) found.",
+                           "Model loaded." if result["answer"] else "No model loaded.")
+    yield from answer_replies(result, stream_key)
 
 
-def answer_question(settings, store, project: dict[str, Any], question: str, k: int = 4) -> dict[str, Any]:
+# Seconds between two drafts of a streamed answer posted to the outbox: about 4 tokens on this
+# CPU. Platforms throttle their own edits on top (Slack and Discord: one a second).
+DRAFT_EVERY_S = 0.15
+
+
+class Stopped(Exception):
+    """The user stopped an answer part-way; `text` is what was written until then."""
+
+    def __init__(self, text: str):
+        super().__init__("stopped")
+        self.text = text
+
+
+def streamed(pieces: Iterator[str], on_draft: Callable[[str], None], stop: threading.Event | None) -> str:
+    """Return the text of a streamed answer, handing the text so far to `on_draft` after each
+    piece. Raises Stopped (the stream closed, so the server stops generating) once `stop` is set."""
+    text = ""
+    with closing_iterator(pieces):
+        for piece in pieces:
+            text += piece
+            if stop is not None and stop.is_set():
+                raise Stopped(text)
+            on_draft(text)
+    return text
+
+
+def answer_question(settings, store, project: dict[str, Any], question: str, k: int = 4,
+                    on_draft: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
     """Return the cited answer to `question` from the project's documents ({"answer", "sources",
     "note", "cited"}), written by LADDER_INFERENCE_URL or else the embedded server of the
     project's base model. The chat's `ask` and `ladder rag ask` both come here; with no model
-    to answer, the passages come back with a note saying why."""
+    to answer, the passages come back with a note saying why. With `on_draft`, the model's
+    answer streams: `on_draft` gets its text so far as it grows (before it is checked), and
+    `stop` being set ends it (Stopped)."""
     from functools import partial
 
     from rag.answer import GENERATION, answer
@@ -116,27 +171,48 @@ def answer_question(settings, store, project: dict[str, Any], question: str, k: 
         result = answer(question, hits, None, embed)
         result["note"] = f"{exc.message}. Here are the most relevant passages instead."
         return result
-    return answer(question, hits, partial(client.chat, **GENERATION), embed, relevant)
+    if on_draft is None:
+        return answer(question, hits, partial(client.chat, **GENERATION), embed, relevant)
+
+    def generate(messages: list[dict[str, str]]) -> str:
+        return streamed(client.stream(messages, **GENERATION), on_draft, stop)
+
+    return answer(question, hits, generate, embed, relevant)
 
 
-def answer_replies(result: dict[str, Any]) -> list[Reply]:
-    """Return an answer and its numbered sources as replies."""
-    replies: list[Reply] = []
+def answer_replies(result: dict[str, Any], stream_key: str | None = None) -> list[Reply]:
+    """Return an answer and its numbered sources as replies: with `stream_key`, as the last
+    `Stream` of a streamed answer, the sources its footer."""
+    sources = sources_text(result["sources"])
+    if stream_key is not None:
+        replies: list[Reply] = []
+        if result["answer"] or sources:
+            replies.append(Stream(stream_key, result["answer"] or "", done=True, footer=sources))
+        if result.get("note"):
+            replies.append(Text(result["note"], tone="warning"))
+        return replies
+    replies = []
     if result["answer"]:
         replies.append(Text(result["answer"]))
     if result.get("note"):
         replies.append(Text(result["note"], tone="warning"))
-    if not result["sources"]:
-        return replies
+    if sources:
+        replies.append(Text(sources))
+    return replies
+
+
+def sources_text(sources: list[dict[str, Any]]) -> str:
+    """Return the numbered sources of an answer as Markdown ("" for none)."""
+    if not sources:
+        return ""
     lines = []
-    for number, source in enumerate(result["sources"], 1):
+    for number, source in enumerate(sources, 1):
         where = source["source"] + (f", p. {source['page']}" if source.get("page") else "")
         where += f" · {source['section']}" if source.get("section") else ""
         snippet = " ".join(source["text"].split())
         snippet = snippet if len(snippet) <= 220 else snippet[:217] + "…"
         lines.append(f"[{number}] **{where}** (score {source['score']:.3f}): {snippet}")
-    replies.append(Text("**Sources**\n\n" + "\n\n".join(lines)))
-    return replies
+    return "**Sources**\n\n" + "\n\n".join(lines)
 
 
 def status_replies(status: dict[str, Any]) -> list[Reply]:

@@ -22,11 +22,12 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 
 from bot.chat.engine import Engine
-from bot.chat.messages import Attachment, Choices, File, Image, Progress, Reply, Table, Text, Turn
+from bot.chat.messages import Attachment, Choices, File, Image, Progress, Reply, Stream, Table, Text, Turn
 from bot.chat.outbox import MIN_EDIT_S, Deliverer
 from rag.documents import source_name
 
 QUIT_WORDS = {"quit", "exit", ":q", "bye"}
+STREAM_POLL_S = 0.05  # how often the chat looks for new replies: a streamed answer's words show as they come
 _TONE_STYLE = {"info": "", "success": "green", "warning": "yellow", "error": "bold red"}
 
 
@@ -60,6 +61,7 @@ class RichRenderer:
         self._last_progress: dict[str, float] = {}
         self.last_line_key: str | None = None  # the progress message on the last line, if any
         self.following: Progress | None = None  # the newest unfinished progress shown, if any
+        self.streams: dict[str, str] = {}  # key -> the text of an unfinished streamed answer printed so far
 
     def render(self, replies, numbered: dict[str, str] | None = None) -> dict[str, str]:
         """Render every reply; return the numbered choices shown ("1" -> action id)."""
@@ -74,6 +76,9 @@ class RichRenderer:
             self.following = None if reply.done else reply
             return
         self.last_line_key = None
+        if isinstance(reply, Stream):
+            self.render_stream(reply)
+            return
         if isinstance(reply, Text):
             if reply.title:
                 self.console.print(reply.title, style="bold", markup=False, highlight=False)
@@ -97,6 +102,32 @@ class RichRenderer:
         elif isinstance(reply, File):
             note = f" ({reply.note})" if reply.note else ""
             self.console.print(f"[file] {reply.name}: {reply.path}{note}", markup=False)
+
+    def render_stream(self, reply: Stream) -> None:
+        """Print what is new in a streamed answer; at its end, the sources (and, when checks
+        rewrote the draft, the checked answer on a line of its own)."""
+        out = self.console.file
+        shown = self.streams.get(reply.key)
+        if shown is None:
+            shown = ""
+            if reply.title:
+                self.console.print(reply.title, style="bold", markup=False, highlight=False)
+        if reply.text.startswith(shown):
+            out.write(reply.text[len(shown):])
+        else:  # the draft was rewritten: the checked answer follows it, so nothing is shown as true that was not
+            out.write("\n")
+            self.console.print("Checked answer:", style="dim", markup=False, highlight=False)
+            out.write(reply.text)
+        out.flush()
+        if not reply.done:
+            self.streams[reply.key] = reply.text
+            return
+        self.streams.pop(reply.key, None)
+        out.write("\n")
+        if reply.stopped:
+            self.console.print("[stopped]", style="yellow", markup=False, highlight=False)
+        if reply.footer:
+            self.console.print(Markdown(reply.footer))
 
     def render_progress(self, reply: Progress) -> None:
         """Redraw the progress line in place on a terminal; print milestones when piped."""
@@ -152,7 +183,7 @@ class TerminalChat:
         self.screen = threading.RLock()  # the main thread and the deliverer share the screen
         self.prompting = ""  # the prompt on screen while input() waits, else ""
         self.deliverer = Deliverer(engine.store, place, self._show, min_edit_s=MIN_EDIT_S if self.interactive else 0.0,
-                                   retention_days=engine.settings.retention_days)
+                                   retention_days=engine.settings.retention_days, stream_edit_s=0.0)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -210,21 +241,34 @@ class TerminalChat:
                 self.pending = numbered
 
     def _show(self, item, previous: str | None) -> str:
-        """The deliverer's `send`: print one reply from the outbox, above the prompt if one waits."""
+        """The deliverer's `send`: print one reply from the outbox, above the prompt if one waits.
+        A streamed answer takes the prompt's line until it ends (Ctrl-C stops it)."""
         with self.screen:
-            if self.prompting:
+            streaming = bool(self.renderer.streams)
+            if self.prompting and not streaming:
                 self.console.file.write("\r\033[2K")  # lift the prompt; it is drawn again below
             self.render([item.reply])
-            if self.prompting:
+            if self.prompting and not self.renderer.streams:
                 self.console.file.write(self.prompting + _typed())
                 self.console.file.flush()
         return previous or f"line-{item.id}"
 
+    def stop_answer(self) -> bool:
+        """Stop the answer streaming here (Ctrl-C); return False when none is."""
+        if not self.renderer.streams:
+            return False
+        return self.engine.stop(self.place) > 0
+
     def settle(self) -> None:
-        """Wait for this chat's background work and print what it sent (piped input)."""
+        """Wait for this chat's background work and print what it sent (piped input). Ctrl-C
+        stops a streaming answer (then its end prints), or else stops waiting."""
         with _ctrl_c_as_flag() as stop:
-            while not stop.is_set():
-                self.engine.wait(self.place, timeout=0.5)
+            while True:
+                if stop.is_set():
+                    if not self.stop_answer():
+                        break
+                    stop.clear()
+                self.engine.wait(self.place, timeout=0.05 if self.renderer.streams else 0.5)
                 self.deliverer.run_once()
                 if not self.engine.busy(self.place) and not self.engine.outbox.due(self.place, limit=1):
                     return
@@ -266,15 +310,17 @@ class TerminalChat:
         if self.interactive:
             self._start_history()
             self.console.print("Ladder chat. Say [bold]help[/] to begin, [bold]quit[/] to leave.")
-            threading.Thread(target=self.deliverer.run, args=(stop,), daemon=True, name="ladder-deliverer").start()
+            threading.Thread(target=self.deliverer.run, args=(stop, STREAM_POLL_S), daemon=True,
+                             name="ladder-deliverer").start()
         else:
             self.deliverer.run_once()  # whatever reached this chat while it was closed
         try:
             while True:
                 try:
                     line = self.read_line()
-                except KeyboardInterrupt:  # Ctrl-C clears the line, as in a shell
-                    self.console.print()
+                except KeyboardInterrupt:  # Ctrl-C stops a streaming answer, or clears the line as in a shell
+                    if not self.stop_answer():
+                        self.console.print()
                     continue
                 if line is None or line.strip().lower() in QUIT_WORDS:
                     break

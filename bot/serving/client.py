@@ -6,9 +6,11 @@ configuration, not code.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -75,9 +77,8 @@ class InferenceClient:
         return self._lora("unload_lora_adapter", {"lora_name": name}).status_code == 200
 
     def _lora(self, action: str, body: dict[str, str]) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            return _http().post(f"{self.base_url}/{action}", json=body, headers=headers, timeout=self.timeout_s)
+            return _http().post(f"{self.base_url}/{action}", json=body, headers=self._headers(), timeout=self.timeout_s)
         except httpx.HTTPError as exc:
             raise LadderError(f"could not reach the inference server at {self.base_url} to change adapter "
                               f"{body['lora_name']} ({type(exc).__name__})") from None
@@ -90,30 +91,14 @@ class InferenceClient:
         """Return the reply with its latency and token counts. Raises LadderError when the server fails
         (an unknown model is named in the message)."""
         started = time.perf_counter()
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         body = {"model": model or self.model, "messages": messages, **params}
         try:
-            response = _http().post(f"{self.base_url}/chat/completions", json=body, headers=headers,
+            response = _http().post(f"{self.base_url}/chat/completions", json=body, headers=self._headers(),
                                     timeout=self.timeout_s)
-        except httpx.TimeoutException:
-            raise LadderError(
-                f"the inference server at {self.base_url} did not answer within {self.timeout_s:g} s; "
-                "check it is running or raise LADDER_INFERENCE_TIMEOUT_S"
-            ) from None
         except httpx.HTTPError as exc:
-            raise LadderError(
-                f"could not reach the inference server at {self.base_url} ({type(exc).__name__}); "
-                "check LADDER_INFERENCE_URL or start `ladder serve models`"
-            ) from None
-        if response.status_code == 404:
-            raise ModelNotServed(f"the inference server does not serve model {body['model']!r}; "
-                                 "`ladder adapters list --project P` shows the adapters")
+            raise self._unreachable(exc) from None
         if response.status_code != 200:
-            logger.warning("inference error %s: %s", response.status_code, response.text[:500])
-            raise LadderError(
-                f"the inference server at {self.base_url} answered HTTP {response.status_code} for model "
-                f"{body['model']!r}; check the model name (LADDER_INFERENCE_MODEL) and the server log"
-            )
+            raise self._refusal(response, body["model"])
         try:
             data = response.json()
             text = data["choices"][0]["message"]["content"]
@@ -124,6 +109,66 @@ class InferenceClient:
         usage = data.get("usage") or {}
         return Completion(text, body["model"], round((time.perf_counter() - started) * 1000, 1),
                           int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+    def stream(self, messages: list[dict[str, str]], model: str | None = None, **params) -> Iterator[str]:
+        """Yield the reply's text as the server writes it (`stream: true`, server-sent events).
+
+        Closing the iterator early closes the connection, which stops the generation on servers
+        that notice (`ladder serve models` does, at the next token). Raises LadderError when the
+        server fails, before the stream or part-way through it.
+        """
+        body = {"model": model or self.model, "messages": messages, **params, "stream": True}
+        try:
+            with _http().stream("POST", f"{self.base_url}/chat/completions", json=body, headers=self._headers(),
+                                timeout=self.timeout_s) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise self._refusal(response, body["model"])
+                for line in response.iter_lines():
+                    data = line[5:].strip() if line.startswith("data:") else None
+                    if data == "[DONE]":
+                        return
+                    if data:
+                        yield from self._pieces(data)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+
+    def _pieces(self, data: str) -> Iterator[str]:
+        """The text in one server-sent event of a chat completion stream."""
+        try:
+            event = json.loads(data)
+            choices = event.get("choices") or []
+        except (ValueError, AttributeError):
+            raise LadderError(f"the inference server at {self.base_url} sent a stream that is not an OpenAI "
+                              "chat completion stream") from None
+        if event.get("error"):
+            message = (event["error"] or {}).get("message") if isinstance(event["error"], dict) else event["error"]
+            raise LadderError(f"the inference server at {self.base_url} failed part-way through the answer "
+                              f"({message}); try again, and see the server log if it keeps failing")
+        for choice in choices:
+            piece = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
+            if piece:
+                yield piece
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _unreachable(self, exc: httpx.HTTPError) -> LadderError:
+        """The error for a server that did not answer (in time)."""
+        if isinstance(exc, httpx.TimeoutException):
+            return LadderError(f"the inference server at {self.base_url} did not answer within {self.timeout_s:g} s; "
+                               "check it is running or raise LADDER_INFERENCE_TIMEOUT_S")
+        return LadderError(f"could not reach the inference server at {self.base_url} ({type(exc).__name__}); "
+                           "check LADDER_INFERENCE_URL or start `ladder serve models`")
+
+    def _refusal(self, response: httpx.Response, model: str) -> LadderError:
+        """The error for a completion the server refused (an unknown model: ModelNotServed)."""
+        if response.status_code == 404:
+            return ModelNotServed(f"the inference server does not serve model {model!r}; "
+                                  "`ladder adapters list --project P` shows the adapters")
+        logger.warning("inference error %s: %s", response.status_code, response.text[:500])
+        return LadderError(f"the inference server at {self.base_url} answered HTTP {response.status_code} for model "
+                           f"{model!r}; check the model name (LADDER_INFERENCE_MODEL) and the server log")
 
 
 class ModelNotServed(LadderError):
