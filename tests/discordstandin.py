@@ -56,6 +56,7 @@ class DiscordStandIn:
         self.slow: dict[str, float] = {}  # path prefix -> seconds Discord takes to answer it
         self.abandoned: list[str] = []  # paths of calls the bot cancelled while Discord was slow
         self.history: dict[int, list[tuple[float, dict]]] = {}  # channel -> (created at, message), oldest first
+        self.messages: dict[int, dict[str, dict]] = {}  # channel -> message id -> what it shows now (deletes drop it)
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -111,12 +112,18 @@ class DiscordStandIn:
             channel_id = path.split("/")[2]
             message_id = path.split("/")[-1] if route.method == "PATCH" else str(self.next_id())
             made = message(int(message_id), int(channel_id), payload or {})
+            shown = self.messages.setdefault(int(channel_id), {})
+            if route.method == "POST" or message_id in shown:
+                shown[message_id] = {**shown.get(message_id, {}), **(payload or {})}  # an edit changes what it names
             if route.method == "POST":
                 self.created += 1
                 if (payload or {}).get("enforce_nonce"):
                     self.nonces[payload["nonce"]] = made
                 self.history.setdefault(int(channel_id), []).append((time.time(), made))
             return made
+        if route.method == "DELETE" and path.startswith("/channels/") and "/messages/" in path:
+            self.messages.get(int(path.split("/")[2]), {}).pop(path.split("/")[-1], None)
+            return {}
         if route.method == "GET" and path.startswith("/channels/") and path.endswith("/messages"):
             return self.messages_after(int(path.split("/")[2]), kwargs.get("params") or {})
         if route.method == "GET" and path.startswith("/users/"):

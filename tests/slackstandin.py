@@ -36,6 +36,7 @@ class SlackStandIn:
         self.failures: dict[str, list[tuple[int, dict, dict]]] = {}  # method -> queued (status, headers, body)
         self.uploads: dict[str, bytes] = {}
         self.deleted: set[str] = set()  # ts of messages deleted in Slack (chat.update answers message_not_found)
+        self.messages: dict[str, dict] = {}  # ts -> what a streamed (or updated) message shows now
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         stand_in = self
@@ -120,6 +121,8 @@ class SlackStandIn:
                 self.thread_messages.setdefault(where, []).append(
                     {"ts": ts, "bot_id": "B1", "text": params.get("text"), "metadata": params.get("metadata")})
             return 200, {}, {"ok": True, "channel": params.get("channel"), "ts": ts}
+        if method.endswith("Stream"):
+            return self.stream(method, params)
         if method == "chat.postEphemeral":  # Slack needs both, and the user must be in the channel
             if not params.get("channel") or not params.get("user"):
                 return 200, {}, {"ok": False, "error": "invalid_arguments"}
@@ -127,6 +130,12 @@ class SlackStandIn:
         if method == "chat.update":
             if params.get("ts") in self.deleted:
                 return 200, {}, {"ok": False, "error": "message_not_found"}
+            with self._lock:
+                shown = self.messages.get(params.get("ts"))
+                if shown is not None and shown["streaming"]:  # a stream is ended before its message is edited
+                    return 200, {}, {"ok": False, "error": "cant_update_message"}
+                if shown is not None:
+                    shown.update(text=text_of({"blocks": blocks_of(params)}), blocks=blocks_of(params), updated=True)
             return 200, {}, {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
         if method in {"conversations.replies", "conversations.history"}:
             where = params.get("ts") if method == "conversations.replies" else f"channel:{params.get('channel')}"
@@ -143,6 +152,56 @@ class SlackStandIn:
             files = json.loads(files) if isinstance(files, str) else files
             return 200, {}, {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         return 200, {}, {"ok": True}
+
+    def stream(self, method: str, params: dict[str, Any]) -> tuple[int, dict, dict]:
+        """chat.startStream / appendStream / stopStream, with Slack's rules: a stream in a
+        channel names the user and team it streams to; Markdown of at most 12,000 characters a
+        call; an append needs text; only a message still streaming takes an append or a stop."""
+        def refuse(error: str) -> tuple[int, dict, dict]:
+            return 200, {}, {"ok": False, "error": error}
+
+        text = params.get("markdown_text")
+        if text is not None and len(text) > MAX_STREAM_TEXT:
+            return refuse("msg_too_long")
+        if not params.get("channel"):
+            return refuse("invalid_arguments")
+        if method == "chat.startStream":
+            if params["channel"][0] in "CG" and not (params.get("recipient_user_id") and params.get("recipient_team_id")):
+                return refuse("invalid_arguments")
+            ts = self.next_ts()
+            with self._lock:
+                self.messages[ts] = {"text": text or "", "streaming": True, "blocks": [], "thread_ts": params.get("thread_ts"),
+                                     "to": params.get("recipient_user_id")}
+                where = params.get("thread_ts") or f"channel:{params['channel']}"
+                self.thread_messages.setdefault(where, []).append({"ts": ts, "bot_id": "B1", "text": text})
+            return 200, {}, {"ok": True, "channel": params["channel"], "ts": ts}
+        with self._lock:
+            shown = self.messages.get(params.get("ts"))
+            if shown is None:
+                return refuse("message_not_found")
+            if not shown["streaming"]:
+                return refuse(NOT_STREAMING)
+            if method == "chat.appendStream":
+                if not text:
+                    return refuse("invalid_arguments")
+                shown["text"] += text
+            elif method == "chat.stopStream":
+                blocks = blocks_of(params)
+                if refusal("chat.postMessage", {"blocks": blocks}):
+                    return refuse("invalid_blocks")
+                shown.update(text=shown["text"] + (text or ""), streaming=False, blocks=blocks)
+                for message in self.thread_messages.get(shown["thread_ts"] or f"channel:{params['channel']}", []):
+                    if message["ts"] == params["ts"]:
+                        message["metadata"] = params.get("metadata")
+            else:
+                return refuse("unknown_method")
+        return 200, {}, {"ok": True, "channel": params["channel"], "ts": params["ts"]}
+
+    def shown(self, ts: str) -> str:
+        """All the text message `ts` shows now (a streamed message's text and its blocks)."""
+        message = self.messages[ts]
+        return message["text"] if message.get("updated") else "\n".join(
+            [message["text"], text_of({"blocks": message["blocks"]})])
 
     def fail_next(self, method: str, error: str | None = None, status: int = 200, headers: dict | None = None) -> None:
         """Make the next call of `method` fail (a Slack error, or a status like 429)."""
@@ -161,7 +220,8 @@ class SlackStandIn:
                 "url_private_download": f"{self.base}/files/{name}"}
 
 
-MAX_BLOCKS, MAX_SECTION, MAX_TEXT, MAX_LABEL = 50, 3000, 40000, 75
+MAX_BLOCKS, MAX_SECTION, MAX_TEXT, MAX_LABEL, MAX_STREAM_TEXT = 50, 3000, 40000, 75, 12000
+NOT_STREAMING = "message_not_in_streaming_state"
 
 
 def refusal(method: str, params: dict[str, Any]) -> str | None:
@@ -195,7 +255,7 @@ def blocks_of(params: dict[str, Any]) -> list[dict]:
 
 def text_of(params: dict[str, Any]) -> str:
     """All the text a posted or updated message shows."""
-    parts = [params.get("text") or ""]
+    parts = [params.get("text") or params.get("markdown_text") or ""]
     for block in blocks_of(params):
         if block.get("text"):
             parts.append(block["text"]["text"] if isinstance(block["text"], dict) else block["text"])

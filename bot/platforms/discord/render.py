@@ -5,6 +5,10 @@ message, 25 buttons, 5 to a row, 80-character labels).
 A reply becomes one message when it fits (a progress line, a keyed question: both edited in
 place) and several when it does not; a card (a Text with a title: an arena answer) is an
 embed; images and files are attachments, and a table too long for an embed is a CSV file.
+
+A streamed answer (`Stream`) is one message edited as words arrive (at most once a second: the
+outbox throttles), continued in a new message past 2,000 characters; when it is done, the last
+message gains the sources embed and the buttons. Its outbox ref is the ids of all its messages.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 import discord
 
-from bot.chat.messages import Choices, File, Image, Progress, Reply, Table, Text
+from bot.chat.messages import Choices, File, Image, Progress, Reply, Stream, Table, Text
 from bot.chat.outbox import Item, Undeliverable, failure_notice
 from bot.platforms.discord.places import channel_of
 from bot.platforms.text import pieces, table_csv, table_text
@@ -34,6 +38,7 @@ MAX_BUTTONS = 25
 MAX_LABEL = 80
 TONE = {"info": None, "success": discord.Colour.green(), "warning": discord.Colour.gold(), "error": discord.Colour.red()}
 MARK = {"info": "", "success": "✅ ", "warning": "⚠️ ", "error": "❌ "}
+WRITING = " ▌"  # after a streamed answer's text while it is being written
 
 
 @dataclass
@@ -84,9 +89,10 @@ def messages_for(reply: Reply) -> list[Message]:
         bar = f"`{'█' * round(fraction * 10)}{'░' * (10 - round(fraction * 10))}` {fraction:.0%} " if fraction is not None else ""
         mark = "⚠️ " if reply.stopped else "✅ " if reply.done else "⏳ "
         return [Message(content=(mark + bar + reply.text)[:MAX_CONTENT])]
+    if isinstance(reply, Stream):
+        return _stream_messages(reply)
     if isinstance(reply, Choices):
-        buttons = [(c.id, c.label if len(c.label) <= MAX_LABEL else c.label[: MAX_LABEL - 1] + "…", c.style)
-                   for c in reply.options]
+        buttons = _buttons(reply.options)
         first = Message(content=reply.prompt) if len(reply.prompt) <= MAX_CONTENT else _embeds(reply.prompt)[0]
         messages = [first]
         for start in range(0, len(buttons), MAX_BUTTONS):
@@ -108,6 +114,34 @@ def messages_for(reply: Reply) -> list[Message]:
     if isinstance(reply, File):
         return [Message(content=(reply.note or reply.name)[:MAX_CONTENT], files=[(reply.name, reply.path.read_bytes())])]
     raise TypeError(f"cannot render {type(reply).__name__}")
+
+
+def _buttons(options) -> list[tuple[str, str, str]]:
+    return [(c.id, c.label if len(c.label) <= MAX_LABEL else c.label[: MAX_LABEL - 1] + "…", c.style) for c in options]
+
+
+def _stream_messages(reply: Stream) -> list[Message]:
+    """A streamed answer: its text in messages of 2,000 characters (a card's title in bold on
+    top), the cursor after it while it is written; done, the sources embed and the buttons."""
+    heading = f"**{reply.title}**\n" if reply.title else ""
+    tail = "" if reply.done else WRITING
+    parts = pieces(heading + (reply.text or "…"), MAX_CONTENT - len(WRITING))
+    messages = [Message(content=part) for part in parts]
+    messages[-1].content += tail
+    if reply.done:
+        if reply.footer:
+            embeds = _embeds(reply.footer)
+            messages[-1].embeds = embeds[0].embeds
+            messages += embeds[1:]
+        for start in range(0, len(reply.options), MAX_BUTTONS):
+            if start:
+                messages.append(Message(content="…"))
+            messages[-1].buttons = _buttons(reply.options[start:start + MAX_BUTTONS])
+    return messages
+
+
+def _signature(message: Message) -> tuple:
+    return (message.content, [(e.title, e.description) for e in message.embeds], message.buttons)
 
 
 PERMANENT_STATUS = {400: "Discord rejected the message (400)", 403: "Ladder has no permission there (403)",
@@ -138,6 +172,7 @@ class DiscordSender:
     def __init__(self, bot: discord.Client, timeout_s: float = 60.0):
         self.bot = bot
         self.timeout_s = timeout_s
+        self._shown: dict[str, tuple] = {}  # id of a streamed answer's message -> what it shows now
 
     def __call__(self, item: Item, previous: str | None) -> str | None:
         future = asyncio.run_coroutine_threadsafe(self._send(item, previous), self.bot.loop)
@@ -190,6 +225,8 @@ class DiscordSender:
         guild, channel_id = channel_of(item.place)
         channel = self.bot.get_partial_messageable(channel_id, guild_id=None if guild == "@me" else int(guild))
         messages = messages_for(item.reply)
+        if isinstance(item.reply, Stream):
+            return await self._stream(channel, item, messages, previous)
         if previous is not None and len(messages) == 1 and not messages[0].files:
             await channel.get_partial_message(int(previous)).edit(**messages[0].kwargs())
             return previous
@@ -202,3 +239,24 @@ class DiscordSender:
                                       nonce=f"{item.id}.{item.version}.{index}")
             first = first or str(sent.id)
         return first
+
+    async def _stream(self, channel, item: Item, messages: list[Message], previous: str | None) -> str:
+        """Edit the streamed answer's messages that changed, post the parts it grew into, and
+        delete parts a rewritten (shorter) answer no longer needs; return all their ids."""
+        ids = previous.split(",") if previous else []
+        for index, message in enumerate(messages):
+            if index < len(ids):
+                if self._shown.get(ids[index]) != _signature(message):
+                    await channel.get_partial_message(int(ids[index])).edit(**message.kwargs())
+            else:
+                sent = await channel.send(**{k: v for k, v in message.kwargs().items() if v is not None},
+                                          nonce=f"{item.id}.{item.version}.{index}")
+                ids.append(str(sent.id))
+            self._shown[ids[index]] = _signature(message)
+        for extra in ids[len(messages):]:
+            await channel.get_partial_message(int(extra)).delete()
+            self._shown.pop(extra, None)
+        if item.reply.done:
+            for shown in ids:
+                self._shown.pop(shown, None)
+        return ",".join(ids[:len(messages)])

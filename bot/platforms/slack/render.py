@@ -2,14 +2,23 @@
 
 A reply becomes one message (a progress line or a keyed question is edited in place with
 `chat.update`); long text and tables are split over sections; images and files are uploaded
-into the thread with `files_upload_v2`, and so is a table too long for one message (as CSV). Limits: 50 blocks a message, 3,000 characters a
-section, 75 characters a button label, 25 elements an actions block.
+into the thread with `files_upload_v2`, and so is a table too long for one message (as CSV).
+Limits: 50 blocks a message, 3,000 characters a section, 75 characters a button label, 25
+elements an actions block.
+
+A streamed answer (`Stream`) uses Slack's streaming methods in a thread: `chat.startStream`
+with the first words (to the user who asked, in their team: Slack needs both outside a DM),
+`chat.appendStream` with what is new (at most once a second: the outbox throttles; Markdown of
+at most 12,000 characters a call), and `chat.stopStream` with the rest, its sources and buttons
+as blocks under the text. Where Slack has no streaming for the app (an older workspace, a
+missing scope) it is one message, updated at most once a second.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import (
@@ -21,7 +30,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.chat.messages import Choices, File, Image, Progress, Reply, Table, Text
+from bot.chat.messages import Choice, Choices, File, Image, Progress, Reply, Stream, Table, Text
 from bot.chat.outbox import Item, Undeliverable, failure_notice
 from bot.platforms.slack.places import parse_place
 from bot.platforms.text import pieces, table_csv, table_text
@@ -32,6 +41,13 @@ MAX_BLOCKS = 50  # blocks in one message
 MAX_SECTION = 3000  # characters in one section's text
 MAX_LABEL = 75  # characters in a button label
 MAX_ACTIONS = 25  # elements in one actions block
+MAX_STREAM_TEXT = 12000  # characters of Markdown in one chat.startStream/appendStream/stopStream call
+WRITING = " ▌"  # shown after a streamed answer's text while it is still being written (without streaming)
+# What Slack answers chat.startStream with when streaming is not there for this app or place:
+# the answer then goes out as one message, updated once a second.
+STREAMING_UNAVAILABLE = {"unknown_method", "not_allowed_token_type", "feature_not_enabled", "missing_scope",
+                         "channel_type_not_supported", "method_not_supported_for_channel_type"}
+NOT_STREAMING = "message_not_in_streaming_state"  # an append or stop to a message whose stream has ended
 METADATA_EVENT = "ladder_outbox"  # message metadata carrying the outbox id, to find a post after a crash
 FIND_PAGES = 10  # pages of 200 thread replies searched for an interrupted post
 TONE = {"info": "", "success": ":white_check_mark: ", "warning": ":warning: ", "error": ":x: "}
@@ -101,18 +117,11 @@ def blocks_for(reply: Reply) -> tuple[list[Block], str] | None:
         mark = ":warning: " if reply.stopped else ":white_check_mark: " if reply.done else ":hourglass_flowing_sand: "
         return [SectionBlock(text=MarkdownTextObject(text=(mark + bar + mrkdwn(reply.text))[:MAX_SECTION]))], reply.text[:200]
     if isinstance(reply, Choices):
-        blocks = _sections(reply.prompt)
-        buttons = [
-            ButtonElement(
-                text=choice.label if len(choice.label) <= MAX_LABEL else choice.label[: MAX_LABEL - 1] + "…",
-                action_id=f"ladder-{index}", value=choice.id,
-                style=choice.style if choice.style in {"primary", "danger"} else None,
-            )
-            for index, choice in enumerate(reply.options)
-        ]
-        for start in range(0, len(buttons), MAX_ACTIONS):
-            blocks.append(ActionsBlock(elements=buttons[start:start + MAX_ACTIONS]))
-        return blocks, reply.prompt[:200]
+        return _sections(reply.prompt) + _actions(reply.options), reply.prompt[:200]
+    if isinstance(reply, Stream):
+        body = (f"**{reply.title}**\n\n" if reply.title else "") + (reply.text or "…")
+        blocks = _sections(body + ("" if reply.done else WRITING)) + stream_footer(reply)
+        return blocks, (reply.title or reply.text or "Answer")[:200]
     if isinstance(reply, Table):
         parts = pieces(table_text(reply), MAX_SECTION - 8)  # room for the ``` fences
         if len(parts) > MAX_BLOCKS - 1:
@@ -123,6 +132,31 @@ def blocks_for(reply: Reply) -> tuple[list[Block], str] | None:
         blocks += [SectionBlock(text=MarkdownTextObject(text=f"```\n{part}\n```")) for part in parts]
         return blocks, reply.title or "table"
     return None
+
+
+def _actions(options: tuple[Choice, ...]) -> list[Block]:
+    """Buttons for `options`, 25 to an actions block, labels cut to Slack's 75 characters."""
+    buttons = [
+        ButtonElement(
+            text=choice.label if len(choice.label) <= MAX_LABEL else choice.label[: MAX_LABEL - 1] + "…",
+            action_id=f"ladder-{index}", value=choice.id,
+            style=choice.style if choice.style in {"primary", "danger"} else None,
+        )
+        for index, choice in enumerate(options)
+    ]
+    return [ActionsBlock(elements=buttons[start:start + MAX_ACTIONS]) for start in range(0, len(buttons), MAX_ACTIONS)]
+
+
+def stream_footer(reply: Stream) -> list[Block]:
+    """What a finished streamed answer shows under its text: its sources and buttons."""
+    if not reply.done:
+        return []
+    return (_sections(reply.footer) if reply.footer else []) + _actions(reply.options)
+
+
+def stream_chunks(text: str) -> list[str]:
+    """`text` in pieces Slack's streaming methods take (at most 12,000 characters each)."""
+    return [text[start:start + MAX_STREAM_TEXT] for start in range(0, len(text), MAX_STREAM_TEXT)]
 
 
 def split_messages(blocks: list) -> list[list]:
@@ -156,12 +190,18 @@ class SlackSender:
     else is raised as it is, so the outbox retries it with backoff.
     """
 
-    def __init__(self, client):
+    def __init__(self, client, streaming: bool = True):
         self.client = client
+        self.streaming = streaming  # off once Slack says the app cannot stream (then: a message updated)
+        self._streams: dict[str, str] = {}  # ts of a message streaming now -> the text Slack has of it
+        self._plain: set[str] = set()  # ts of streamed answers shown as plain messages (no stream to end)
+        self._lock = threading.Lock()
 
     def __call__(self, item: Item, previous: str | None) -> str | None:
         place = parse_place(item.place)
         try:
+            if isinstance(item.reply, Stream):
+                return self._stream(place, item, previous)
             return self._send(place, item.reply, previous, item.id)
         except SlackApiError as exc:
             if exc.response.status_code == 429:
@@ -200,6 +240,75 @@ class SlackSender:
                                                               "event_payload": {"outbox_item": item_id}})
             first = first or response["ts"]
         return first
+
+    def _stream(self, place, item: Item, previous: str | None) -> str | None:
+        """Show a streamed answer: start, append to, or stop a Slack stream (see the module)."""
+        reply: Stream = item.reply
+        if previous is None:
+            if reply.done or not self.streaming or not place.thread_ts or not item.asked_by:
+                return self._plain_message(place, item)  # finished already, or no stream here: a message
+            first, *rest = stream_chunks(reply.text) or [""]
+            try:
+                response = self.client.chat_startStream(channel=place.channel, thread_ts=place.thread_ts,
+                                                        markdown_text=first or None, recipient_user_id=item.asked_by,
+                                                        recipient_team_id=place.team)
+            except SlackApiError as exc:
+                code = (exc.response.data or {}).get("error") if isinstance(exc.response.data, dict) else None
+                if code not in STREAMING_UNAVAILABLE:
+                    raise
+                self.streaming = False
+                logger.warning("Slack cannot stream answers for this app (%s): each answer is one message, updated "
+                               "once a second. Turn on Agents & AI Apps in the app's settings to stream.", code)
+                return self._plain_message(place, item)
+            ts = response["ts"]
+            for chunk in rest:
+                self.client.chat_appendStream(channel=place.channel, ts=ts, markdown_text=chunk)
+            with self._lock:
+                self._streams[ts] = reply.text
+            return ts
+        with self._lock:
+            shown = self._streams.get(previous)
+        if shown is None:
+            if self.streaming and previous not in self._plain:
+                self._stop(place, previous)  # a stream begun before a restart: end it, then show it whole
+            return self._send(place, reply, previous, item.id)
+        if not reply.text.startswith(shown):  # the checks rewrote the draft
+            if not reply.done:
+                return previous  # a draft that changed its start: wait for the finished answer
+            self._stop(place, previous)
+            return self._send(place, reply, previous, item.id)
+        chunks = stream_chunks(reply.text[len(shown):])
+        last = chunks.pop() if reply.done and chunks else None
+        for chunk in chunks:
+            self.client.chat_appendStream(channel=place.channel, ts=previous, markdown_text=chunk)
+        if reply.done:
+            footer = [block.to_dict() for block in stream_footer(reply)]
+            self.client.chat_stopStream(channel=place.channel, ts=previous, markdown_text=last,
+                                        blocks=footer[:MAX_BLOCKS] or None,
+                                        metadata={"event_type": METADATA_EVENT,
+                                                  "event_payload": {"outbox_item": item.id}})
+            with self._lock:
+                self._streams.pop(previous, None)
+        else:
+            with self._lock:
+                self._streams[previous] = reply.text
+        return previous
+
+    def _plain_message(self, place, item: Item) -> str | None:
+        ts = self._send(place, item.reply, None, item.id)
+        with self._lock:
+            self._plain.add(ts)
+        return ts
+
+    def _stop(self, place, ts: str) -> None:
+        """End the stream of message `ts`, if it is still streaming."""
+        with self._lock:
+            self._streams.pop(ts, None)
+        try:
+            self.client.chat_stopStream(channel=place.channel, ts=ts)
+        except SlackApiError as exc:
+            if not isinstance(exc.response.data, dict) or exc.response.data.get("error") != NOT_STREAMING:
+                raise
 
     def find(self, item: Item) -> str | None:
         """Return the ts of the message already posted for `item` (its outbox id is in the

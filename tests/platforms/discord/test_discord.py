@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -497,5 +498,72 @@ def test_ladder_in_a_direct_message_keeps_the_project_in_the_dm(home, stand_in):
         assert "Created project **private-bot**" in said and "private-bot" in said.split("Created project", 1)[1]
         assert "Something went wrong" not in said and not stand_in.threads  # no thread, no crash
         assert world.store.project_for_place("discord:@me:5550001")["name"] == "private-bot"
+
+    run(scenario)
+
+
+def test_an_answer_streams_as_edits_of_one_message_and_ends_with_the_sources_embed(home, stand_in):
+    async def scenario():
+        world = await Discord(home, stand_in).start()  # the default model writes the answer
+        await world.slash("new", [{"name": "name", "type": 3, "value": "handbook"}])
+        doc = attachment(31, "refunds.md", 60, "text/markdown")
+        stand_in.cdn[doc["url"]] = b"# Refunds\n\nRefunds are paid within 30 days of the return.\n"
+        await world.slash("add", [{"name": "document", "type": 11, "value": "31"}], in_thread=True, group="rag",
+                          attachments={"31": doc})
+        await world.settle()
+        before = set(stand_in.messages.get(world.thread, {}))
+        stop = threading.Event()
+        deliverer = Deliverer(world.store, "discord:", DiscordSender(world.bot), min_edit_s=0.3)
+        delivering = asyncio.create_task(asyncio.to_thread(deliverer.run, stop, 0.05))
+        try:
+            world.bot._connection.parse_interaction_create(interaction(  # settle() would wait on the deliverer too
+                2, command("ask", [{"name": "question", "type": 3, "value": "when are refunds paid?"}]), OWNER,
+                thread_channel(world.thread)))
+            while not any("Sources" in text_of(p) for p in stand_in.messages[world.thread].values()):
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await delivering
+        await world.settle()
+        answer = [mid for mid, p in stand_in.messages[world.thread].items()
+                  if mid not in before and "Sources" in text_of(p)]
+        assert len(answer) == 1
+        edits = [p for p in stand_in.of("PATCH", f"/channels/{world.thread}/messages/{answer[0]}")]
+        assert len(edits) >= 2 and any(p["content"].endswith(" ▌") for p in edits)  # edited as the words came
+        final = stand_in.messages[world.thread][answer[0]]
+        assert "30 days" in final["content"] and not final["content"].endswith(" ▌")
+        assert "refunds.md" in final["embeds"][0]["description"]
+        shown = [text_of(p) for mid, p in stand_in.messages[world.thread].items() if mid not in before]
+        assert sum(final["content"] in text for text in shown) == 1  # the answer is in one message, once
+
+    run(scenario)
+
+
+def test_a_streamed_answer_past_2000_characters_continues_in_a_new_message(home, stand_in):
+    from bot.chat.messages import Stream
+    from bot.chat.outbox import Item
+
+    async def scenario():
+        world = await Discord(home, stand_in).start()
+        await world.slash("new", [{"name": "name", "type": 3, "value": "long"}])
+        sender = DiscordSender(world.bot)
+        place = f"discord:{GUILD}:{world.thread}"
+
+        def send(text: str, previous: str | None, done: bool = False, version: int = 1) -> str:
+            item = Item(9, place, "q-answer", Stream("q-answer", text, done=done, footer="**Sources**\n\n[1] a.md"),
+                        version, 0)
+            return sender(item, previous)
+
+        ref = await asyncio.to_thread(send, "word " * 300, None)
+        ref = await asyncio.to_thread(send, "word " * 700, ref, False, 2)  # 3,500 characters: two messages
+        ids = ref.split(",")
+        shown = stand_in.messages[world.thread]
+        assert len(ids) == 2 and all(len(shown[i]["content"]) <= 2000 for i in ids)
+        assert shown[ids[1]]["content"].endswith(" ▌") and not shown[ids[0]]["content"].endswith(" ▌")
+        first_edits = len(stand_in.of("PATCH", f"/messages/{ids[0]}"))
+        ref = await asyncio.to_thread(send, "A short checked answer.", ref, True, 3)  # rewritten, shorter
+        assert ref == ids[0] and ids[1] not in shown  # the part it no longer needs is deleted
+        assert shown[ids[0]]["content"] == "A short checked answer." and "a.md" in text_of(shown[ids[0]])
+        assert len(stand_in.of("PATCH", f"/messages/{ids[0]}")) == first_edits + 1
 
     run(scenario)

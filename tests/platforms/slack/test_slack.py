@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,11 +31,12 @@ from slackstandin import (
 from trainfiles import tickets, write_jsonl
 
 from bot.chat.engine import Engine
+from bot.chat.messages import Stream
 from bot.chat.outbox import WAITING, Deliverer
 from bot.core.config import Settings
 from bot.core.store import Store
 from bot.platforms.slack.app import create_app
-from bot.platforms.slack.render import SlackSender
+from bot.platforms.slack.render import WRITING, SlackSender
 
 
 class Slack:
@@ -119,7 +121,9 @@ def slack(home, stand_in, tiny_model_dir):
 
 
 def all_text(stand_in: SlackStandIn) -> str:
-    return "\n".join(text_of(p) for p in stand_in.of("chat.postMessage") + stand_in.of("chat.update"))
+    """Everything Ladder's messages showed: posts, updates and streamed answers as they ended."""
+    return "\n".join([text_of(p) for p in stand_in.of("chat.postMessage") + stand_in.of("chat.update")]
+                     + [stand_in.shown(ts) for ts in list(stand_in.messages)])
 
 
 def test_help_is_acked_at_once_and_answered_only_to_the_user(slack, stand_in):
@@ -670,3 +674,125 @@ def test_only_the_creator_or_an_admin_cancels_a_job(home, stand_in, tiny_model_d
     slack.settle()
     assert slack.store.job(1)["status"] == "cancelled" and "Job 1 cancelled." in all_text(stand_in)
     slack.store.close()
+
+
+def final_answer(store: Store) -> Stream:
+    """The finished streamed answer the engine posted (the last version of its outbox item)."""
+    from bot.chat.messages import reply_from_json
+
+    row = store.db.execute("SELECT reply FROM outbox WHERE message_key LIKE '%-answer' ORDER BY id DESC").fetchone()
+    reply = reply_from_json(json.loads(row[0]))
+    assert isinstance(reply, Stream) and reply.done
+    return reply
+
+
+def answers_delivered(store: Store) -> int:
+    """How many streamed answers were delivered finished."""
+    return store.db.execute("SELECT count(*) FROM outbox WHERE message_key LIKE '%-answer' AND delivered_at IS NOT "
+                            "NULL AND reply LIKE '%\"done\": true%'").fetchone()[0]
+
+
+def delivering(slack: Slack, min_edit_s: float = 0.3):
+    """Run a deliverer in the background, as `ladder serve slack` does; return its stop()."""
+    stop = threading.Event()
+    sender = SlackSender(slack.client)
+    thread = threading.Thread(target=Deliverer(slack.store, "slack:", sender, min_edit_s=min_edit_s).run,
+                              args=(stop,), kwargs={"poll_s": 0.05}, daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(30)
+    return halt
+
+
+def until(condition, timeout: float = 240.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_an_answer_streams_into_the_thread_and_ends_once_with_its_sources(home, stand_in):
+    slack = Slack(home, stand_in)  # the default model writes the answer
+    slack.send(slash(stand_in, "new handbook"))
+    slack.settle()
+    refunds = stand_in.shared_file("refunds.md", b"# Refunds\n\nRefunds are paid within 30 days of the return.\n")
+    slack.say("rag add", files=[refunds])
+    slack.settle()
+    thread = slack.root()
+    halt = delivering(slack)
+    try:
+        slack.say("ask when are refunds paid?")
+        until(lambda: stand_in.of("chat.stopStream") or any("Sources" in text_of(p) for p in slack.posts(thread)))
+        slack.engine.idle(timeout=60)
+    finally:
+        halt()
+    started = stand_in.of("chat.startStream")
+    assert len(started) == 1, "one streamed message"
+    assert started[0]["thread_ts"] == thread and started[0]["recipient_user_id"] == "U1"
+    assert started[0]["recipient_team_id"] == TEAM
+    assert stand_in.of("chat.appendStream"), "the words arrived in pieces"
+    assert len(stand_in.of("chat.stopStream")) == 1
+    (ts,) = stand_in.messages
+    answer = final_answer(slack.store)
+    shown = stand_in.shown(ts)
+    assert not stand_in.messages[ts]["streaming"]
+    assert shown.count(answer.text) == 1 and "30 days" in answer.text  # the checked answer, once
+    assert "refunds.md" in shown and "Sources" in shown  # the citations came when it stopped
+    assert not any(answer.text in text_of(p) for p in slack.posts(thread))  # never posted a second time
+
+    # A workspace where the app cannot stream: one message, edited as the answer grows.
+    stand_in.fail_next("chat.startStream", "unknown_method")
+    halt = delivering(slack)
+    try:
+        for number, question in enumerate(["how long do refunds take?", "are refunds paid within 30 days?"], 2):
+            slack.say(f"ask {question}")
+            until(lambda: answers_delivered(slack.store) == number)
+    finally:
+        halt()
+    assert len(stand_in.of("chat.startStream")) == 2, "after Slack said no, the next answer does not try again"
+    assert len(stand_in.messages) == 1
+    drafts = [p for p in stand_in.of("chat.update") if WRITING in text_of(p)]
+    assert drafts and final_answer(slack.store).text in text_of(stand_in.of("chat.update")[-1])
+    slack.store.close()
+
+
+def test_a_stream_keeps_slacks_rules_when_long_rewritten_or_resumed_after_a_restart(stand_in):
+    from bot.chat.messages import Choice
+    from bot.chat.outbox import Item
+
+    client = WebClient(token=TOKEN, base_url=stand_in.api_url)
+    sender = SlackSender(client)
+    place = f"slack:{TEAM}:C1:1700000000.000001"
+
+    def item(reply: Stream, version: int = 1) -> Item:
+        return Item(7, place, "a-answer", reply, version, 0, asked_by="U1")
+
+    long = "word " * 5000  # 25,000 characters: more than one call of 12,000 takes
+    ts = sender(item(Stream("a-answer", long[:15000])), None)
+    assert ts and len(stand_in.of("chat.appendStream")) == 1  # the first 12,000 started it, the rest appended
+    assert sender(item(Stream("a-answer", long, done=True, footer="**Sources**\n\n[1] a.md",
+                              options=(Choice("fb:1:up", "Helpful"),))), ts) == ts
+    assert stand_in.messages[ts]["text"] == long and not stand_in.messages[ts]["streaming"]
+    assert "a.md" in stand_in.shown(ts) and "Helpful" in stand_in.shown(ts)
+    assert all(len(p.get("markdown_text") or "") <= 12000 for name, p in stand_in.calls if name.endswith("Stream"))
+
+    # The checks rewrote the draft: the stream ends and the message shows the checked answer.
+    ts = sender(item(Stream("a-answer", "Refunds take 90 days")), None)
+    assert sender(item(Stream("a-answer", "Refunds take 30 days [1].", done=True)), ts) == ts
+    assert "Refunds take 30 days [1]." in stand_in.shown(ts) and "90" not in stand_in.shown(ts)
+
+    # After a restart the sender does not know the stream: it ends it and shows the answer whole.
+    ts = sender(item(Stream("a-answer", "Parcels leave")), None)
+    restarted = SlackSender(client)
+    assert restarted(item(Stream("a-answer", "Parcels leave every weekday.", done=True)), ts) == ts
+    assert not stand_in.messages[ts]["streaming"] and "every weekday" in stand_in.shown(ts)
+
+    # A channel, not a thread, has no stream: a plain message, edited.
+    channel = Item(8, f"slack:{TEAM}:C1", "b-answer", Stream("b-answer", "Hello"), 1, 0, asked_by="U1")
+    plain = sender(channel, None)
+    assert plain not in stand_in.messages and WRITING in text_of(stand_in.of("chat.postMessage")[-1])
+    sender(Item(8, channel.place, "b-answer", Stream("b-answer", "Hello there.", done=True), 2, 0, asked_by="U1"), plain)
+    assert text_of({"blocks": stand_in.of("chat.update")[-1]["blocks"]}).count("Hello there.") == 1
+    assert not [p for p in stand_in.of("chat.stopStream") if p["ts"] == plain]
