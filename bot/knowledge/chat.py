@@ -96,31 +96,31 @@ def _answer(ctx: Context, project: dict[str, Any], question: str, key: str, load
     place as it is written; the checked answer and its sources end the stream."""
     stream_key = f"{key}-answer"
     posted = [0.0]
-    open_lines = [*loading, Progress(key, "")]  # closed before the first draft shows, so the answer comes after them
+    open_lines = [*loading, Progress(key, "")]  # closed once the answer is out
 
     def close_lines(found: str, model: str) -> Iterator[Reply]:
         for line in open_lines:
             yield Progress(line.key, found if line.key == key else model, 1, 1, done=True)
-        open_lines.clear()
 
     def draft(text: str) -> None:
+        # The progress lines above stay open until the answer ends: an edit of one now would be
+        # throttled (one a second per message) and hold the first words up behind it.
         now = time.monotonic()
         if now - posted[0] >= DRAFT_EVERY_S:  # the outbox keeps only the newest waiting draft anyway
-            for line in close_lines("Looked it up; writing the answer.", "Model loaded."):
-                ctx.post(line)
             posted[0] = now
             ctx.post(Stream(stream_key, text))
 
     try:
         result = answer_question(ctx.settings, ctx.store, project, question, on_draft=draft, stop=ctx.stop)
     except Stopped as stopped:
-        yield from close_lines("Stopped.", "Model loaded.")
         yield Stream(stream_key, stopped.text, done=True, stopped=True,
                      footer="_Stopped: this draft was not checked against the documents._")
+        yield from close_lines("Stopped.", "Model loaded.")
         return
+    # The answer first: the lines' edits may wait their turn (one a second) and must not hold it.
+    yield from answer_replies(result, stream_key)
     yield from close_lines(f"Looked it up: {len(result['sources'])} passage(s) found.",
                            "Model loaded." if result["answer"] else "No model loaded.")
-    yield from answer_replies(result, stream_key)
 
 
 # Seconds between two drafts of a streamed answer posted to the outbox: about 4 tokens on this

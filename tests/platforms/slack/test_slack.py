@@ -754,7 +754,9 @@ def test_an_answer_streams_into_the_thread_and_ends_once_with_its_sources(home, 
     assert len(stand_in.of("chat.startStream")) == 2, "after Slack said no, the next answer does not try again"
     assert len(stand_in.messages) == 1
     drafts = [p for p in stand_in.of("chat.update") if WRITING in text_of(p)]
-    assert drafts and final_answer(slack.store).text in text_of(stand_in.of("chat.update")[-1])
+    assert drafts, "the message grew as the answer was written"
+    last = [p for p in stand_in.of("chat.update") if p["ts"] == drafts[-1]["ts"]][-1]
+    assert final_answer(slack.store).text in text_of(last) and WRITING not in text_of(last)
     slack.store.close()
 
 
