@@ -15,7 +15,7 @@ from trainfiles import write_jsonl
 from typer.testing import CliRunner
 
 from bot.chat.engine import Engine
-from bot.chat.messages import Attachment, Choices, Text, Turn
+from bot.chat.messages import Attachment, Choices, Stream, Text, Turn
 from bot.cli import app
 from bot.core.config import Settings
 from bot.core.store import Store
@@ -107,8 +107,8 @@ def test_ask_writes_answers_whose_citations_point_at_retrieved_passages(handbook
     assert nothing["answer"] == "The documents don't say." and nothing["cited"] == []
 
     chat = handbook["engine"].converse(Turn("ana", PLACE, "ask how much does express delivery cost?"))
-    text = "\n".join(r.text for r in chat if isinstance(r, Text))
-    assert results[0]["answer"] in text and "**Sources**" in text and "[1] **" in text
+    (final,) = [r for r in chat if isinstance(r, Stream) and r.done]  # the streamed answer, as it ended
+    assert final.text == results[0]["answer"] and "**Sources**" in final.footer and "[1] **" in final.footer
 
 
 def test_rag_ask_on_the_cli_answers_the_same_way(handbook, monkeypatch):
