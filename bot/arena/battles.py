@@ -12,10 +12,11 @@ import json
 import random
 import re
 import secrets
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from typing import Any
 
@@ -206,14 +207,20 @@ class Arena:
         return model, messages, sources
 
     def answer(self, project: dict[str, Any], variants: list[str], prompt: str,
-               history: list[dict[str, str]] | None = None, max_tokens: int | None = None) -> list[VariantAnswer]:
+               history: list[dict[str, str]] | None = None, max_tokens: int | None = None,
+               on_draft: Callable[[int, str], None] | None = None,
+               stop: threading.Event | None = None) -> list[VariantAnswer]:
         """Return every variant's answer, generated concurrently (the server batches them), each
-        at most `max_tokens` long (default GENERATION's)."""
+        at most `max_tokens` long (default GENERATION's). With `on_draft`, the answers stream:
+        `on_draft(i, text)` gets variant i's text so far as it grows, and `stop` being set ends
+        them all (Stopped, with the first one to notice's text)."""
         if not prompt.strip():
             raise LadderError("the prompt is empty; give the arena something to answer")
         prepared = [(v, *self.messages_for(project, v, prompt, history), max_tokens) for v in variants]
+        streams = [None if on_draft is None else partial(on_draft, i) for i in range(len(prepared))]
         with ThreadPoolExecutor(max_workers=len(prepared)) as pool:
-            return list(pool.map(lambda item: self._complete(project, *item), prepared))
+            return list(pool.map(lambda item, on_text: self._complete(project, *item, on_text=on_text, stop=stop),
+                                 prepared, streams))
 
     def answer_each(self, project: dict[str, Any], variant: str, items: list[dict[str, Any]],
                     workers: int = 32) -> Iterator[tuple[int, VariantAnswer]]:
@@ -239,17 +246,25 @@ class Arena:
                 yield from zip(wave, pool.map(lambda i: self._complete(project, *prepared[i]), wave))
 
     def _complete(self, project: dict[str, Any], variant: str, model: str, messages: list[dict[str, str]],
-                  sources: list[str], max_tokens: int | None) -> VariantAnswer:
-        """Return one variant's answer to prepared `messages` (see `messages_for`)."""
+                  sources: list[str], max_tokens: int | None, on_text: Callable[[str], None] | None = None,
+                  stop: threading.Event | None = None) -> VariantAnswer:
+        """Return one variant's answer to prepared `messages` (see `messages_for`), streamed to
+        `on_text` when given (see `InferenceClient.complete_streamed`)."""
         from rag.answer import drop_invalid_citations
 
         params = {**GENERATION, **({"max_tokens": max_tokens} if max_tokens else {})}
+
+        def generate():
+            if on_text is None:
+                return self.client.complete(messages, model, **params)
+            return self.client.complete_streamed(messages, model, on_text=on_text, stop=stop, **params)
+
         try:
-            done = self.client.complete(messages, model, **params)
+            done = generate()
         except ModelNotServed:  # a server (vLLM) that lost or never loaded the adapter: load it, once
             if model == "base" or not self._register(project, model):
                 raise
-            done = self.client.complete(messages, model, **params)
+            done = generate()
         # in RAG answers, a citation that matches no retrieved passage is never shown
         text = drop_invalid_citations(done.text, len(sources)) if sources else done.text.strip()
         return VariantAnswer(variant, text, done.latency_ms, done.prompt_tokens, done.completion_tokens, sources)
@@ -263,8 +278,13 @@ class Arena:
         return True
 
     def battle(self, project: dict[str, Any], prompt: str, user: str, variants: list[str] | None = None,
-               place: str | None = None, rng: random.Random | None = None) -> dict[str, Any]:
-        """Open a blind battle between two variants (given, or drawn) and return it.
+               place: str | None = None, rng: random.Random | None = None,
+               on_draft: Callable[[str, str], None] | None = None,
+               stop: threading.Event | None = None) -> dict[str, Any]:
+        """Open a blind battle between two variants (given, or drawn) and return it. With
+        `on_draft`, the answers stream: `on_draft(side, text)` gets side "a" or "b"'s text so far,
+        and nothing else (no variant, no timing) until the battle is stored; a battle stopped
+        part-way (`stop`) raises Stopped and is not stored.
 
         Raises LadderError when fewer than two variants are available.
         """
@@ -276,7 +296,8 @@ class Arena:
                 "(`rag add`) or train an adapter (`train`)"
             )
         pair = rng.sample(pool, 2)  # random pair in random order: position says nothing
-        a, b = self.answer(project, pair, prompt)
+        sided = None if on_draft is None else (lambda i, text: on_draft("ab"[i], text))
+        a, b = self.answer(project, pair, prompt, on_draft=sided, stop=stop)
         battle_id = "b" + secrets.token_hex(6)
         registered = {row["name"]: row["id"] for row in self.store.adapters(project["id"])}
         with self.store.atomic() as db:
@@ -355,14 +376,20 @@ def outcomes(battles: list[dict[str, Any]], current: dict[str, int] | None = Non
 
 
 def run_compare(arena: "Arena", project: dict[str, Any], prompt: str, variants: list[str] | None, user: str,
-                place: str | None = None, show_all: bool = False) -> dict[str, Any]:
+                place: str | None = None, show_all: bool = False,
+                on_draft: Callable[[str, str], None] | None = None,
+                stop: threading.Event | None = None) -> dict[str, Any]:
     """Answer `prompt` and return {prompt, answers[, battle_id]}: every variant side by side
     (`show_all`), or a blind battle of two drawn from `variants` (default: all available), its
-    answers labelled by side. The chat and `ladder compare` both come here."""
+    answers labelled by side. The chat and `ladder compare` both come here. With `on_draft`,
+    the answers stream: `on_draft(label, text)`, the label the variant's name (`show_all`) or
+    its side ("a", "b") in a battle."""
     if show_all:
         chosen = variants or available_variants(arena.store, project)
-        return {"prompt": prompt, "answers": [a.to_dict() for a in arena.answer(project, chosen, prompt)]}
-    battle = arena.battle(project, prompt, user, variants, place)
+        named = None if on_draft is None else (lambda i, text: on_draft(chosen[i], text))
+        answers = arena.answer(project, chosen, prompt, on_draft=named, stop=stop)
+        return {"prompt": prompt, "answers": [a.to_dict() for a in answers]}
+    battle = arena.battle(project, prompt, user, variants, place, on_draft=on_draft, stop=stop)
     return {"battle_id": battle["id"], "prompt": prompt,
             "answers": [{"side": side, **battle["details"][side]} for side in ("a", "b")]}
 

@@ -5,6 +5,7 @@ through the outbox."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from bot.arena.battles import (
     standings,
 )
 from bot.chat.engine import Command, Context, Engine, closing
-from bot.chat.messages import Choices, Image, Progress, Reply, Table, Text
+from bot.chat.messages import Choices, Image, Progress, Reply, Stream, Table, Text
 from bot.core.errors import LadderError
+from bot.serving.client import Stopped
 
 COMPARE_USAGE = "compare [--all] [VARIANT,...] PROMPT"
 
@@ -135,14 +137,45 @@ def compare_command(ctx: Context) -> list[Reply]:
 
 def _answer(ctx: Context, project: dict[str, Any], pool: list[str], prompt: str, show_all: bool,
             loading: list[Reply]) -> Iterator[Reply]:
-    """Generate the compare's answers (in the background): a blind battle, or every variant."""
+    """Generate the compare's answers (in the background), streaming them side by side: a blind
+    battle as "Answer A" and "Answer B" (nothing else reaches the place before the vote: no
+    variant, no id, no timing, no sources), or every variant by name."""
+    from bot.knowledge.chat import DRAFT_EVERY_S
+
     arena = yield from _ready(ctx, project, pool, loading)
-    result = run_compare(arena, project, prompt, pool, ctx.user, ctx.turn.place, show_all)
-    yield from grid_replies(result, blind=not show_all)
+    key = ctx.key("compare")
+    posted: dict[str, float] = {}
+    drafts: dict[str, str] = {}  # label -> the text so far, to end each stream if the compare is stopped
+
+    def title(label: str) -> str:
+        return label if show_all else f"Answer {label.upper()}"
+
+    def draft(label: str, text: str) -> None:  # called from each answer's thread
+        text = drafts[label] = text.lstrip()  # as the finished answer will be
+        now = time.monotonic()
+        if now - posted.get(label, 0.0) >= DRAFT_EVERY_S:
+            posted[label] = now
+            ctx.post(Stream(f"{key}-{label}", text, title=title(label)))
+
+    yield Text(f"**Prompt:** {prompt}")
+    for label in pool if show_all else ("a", "b"):  # the cards, in order, before either answer's first word
+        ctx.post(Stream(f"{key}-{label}", "", title=title(label)))
+    try:
+        result = run_compare(arena, project, prompt, pool, ctx.user, ctx.turn.place, show_all, on_draft=draft,
+                             stop=ctx.stop)
+    except Stopped:
+        note = "_Stopped: no vote is asked for this battle._" if not show_all else "_Stopped._"
+        for label, text in sorted(drafts.items()):
+            yield Stream(f"{key}-{label}", text, done=True, stopped=True, footer=note, title=title(label))
+        return
+    for answer in result["answers"]:
+        label = answer["variant"] if show_all else answer["side"]
+        cost = f"_{answer['latency_ms']:.0f} ms, {answer['completion_tokens']} tokens_" if show_all else ""
+        yield Stream(f"{key}-{label}", answer["text"] or "(empty answer)", done=True, footer=cost, title=title(label))
     if show_all:
         return
-    buttons = tuple(ctx.button(label, "arena.vote", {"battle": result["battle_id"], "winner": key},
-                               "primary" if key in {"a", "b"} else "default") for key, label in WINNERS.items())
+    buttons = tuple(ctx.button(choice, "arena.vote", {"battle": result["battle_id"], "winner": winner},
+                               "primary" if winner in {"a", "b"} else "default") for winner, choice in WINNERS.items())
     yield Choices("Which is better? The names are revealed after you vote.", buttons)
 
 

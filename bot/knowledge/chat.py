@@ -7,14 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing as closing_iterator
 from typing import Any
 
 from bot.arena.battles import base_model_for
 from bot.chat.engine import Command, Context, Engine, closing
 from bot.chat.messages import Progress, Reply, Stream, Table, Text
 from bot.core.errors import LadderError
-from bot.serving.client import client_for
+from bot.serving.client import Stopped, client_for
 
 RAG_USAGE = "rag add|status|forget SOURCE|reindex"
 
@@ -128,27 +127,6 @@ def _answer(ctx: Context, project: dict[str, Any], question: str, key: str, load
 DRAFT_EVERY_S = 0.15
 
 
-class Stopped(Exception):
-    """The user stopped an answer part-way; `text` is what was written until then."""
-
-    def __init__(self, text: str):
-        super().__init__("stopped")
-        self.text = text
-
-
-def streamed(pieces: Iterator[str], on_draft: Callable[[str], None], stop: threading.Event | None) -> str:
-    """Return the text of a streamed answer, handing the text so far to `on_draft` after each
-    piece. Raises Stopped (the stream closed, so the server stops generating) once `stop` is set."""
-    text = ""
-    with closing_iterator(pieces):
-        for piece in pieces:
-            text += piece
-            if stop is not None and stop.is_set():
-                raise Stopped(text)
-            on_draft(text)
-    return text
-
-
 def answer_question(settings, store, project: dict[str, Any], question: str, k: int = 4,
                     on_draft: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
     """Return the cited answer to `question` from the project's documents ({"answer", "sources",
@@ -175,7 +153,7 @@ def answer_question(settings, store, project: dict[str, Any], question: str, k: 
         return answer(question, hits, partial(client.chat, **GENERATION), embed, relevant)
 
     def generate(messages: list[dict[str, str]]) -> str:
-        return streamed(client.stream(messages, **GENERATION), on_draft, stop)
+        return client.complete_streamed(messages, on_text=on_draft, stop=stop, **GENERATION).text
 
     return answer(question, hits, generate, embed, relevant)
 

@@ -62,6 +62,7 @@ class RichRenderer:
         self.last_line_key: str | None = None  # the progress message on the last line, if any
         self.following: Progress | None = None  # the newest unfinished progress shown, if any
         self.streams: dict[str, str] = {}  # key -> the text of an unfinished streamed answer printed so far
+        self.waiting: dict[str, Stream] = {}  # streams held while another prints (a compare's B), newest draft each
 
     def render(self, replies, numbered: dict[str, str] | None = None) -> dict[str, str]:
         """Render every reply; return the numbered choices shown ("1" -> action id)."""
@@ -105,7 +106,17 @@ class RichRenderer:
 
     def render_stream(self, reply: Stream) -> None:
         """Print what is new in a streamed answer; at its end, the sources (and, when checks
-        rewrote the draft, the checked answer on a line of its own)."""
+        rewrote the draft, the checked answer on a line of its own). A terminal prints one
+        stream at a time: another one (a compare's second answer) waits, its newest draft kept,
+        and follows when the first ends."""
+        if reply.key not in self.streams and self.streams:
+            self.waiting[reply.key] = reply
+            return
+        self._print_stream(reply)
+        if reply.done and not self.streams and self.waiting:
+            self.render_stream(self.waiting.pop(next(iter(self.waiting))))
+
+    def _print_stream(self, reply: Stream) -> None:
         out = self.console.file
         shown = self.streams.get(reply.key)
         if shown is None:

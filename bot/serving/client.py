@@ -10,7 +10,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing as closing_iterator
 from dataclasses import dataclass
 
 import httpx
@@ -36,6 +37,22 @@ def _http() -> httpx.Client:
         if _pool is None:
             _pool = httpx.Client(limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
         return _pool
+
+
+class Stopped(Exception):
+    """The user stopped a streamed answer part-way; `text` is what was written until then."""
+
+    def __init__(self, text: str):
+        super().__init__("stopped")
+        self.text = text
+
+
+def _pieces(event: dict) -> Iterator[str]:
+    """The text in one chunk of a chat completion stream."""
+    for choice in event.get("choices") or []:
+        piece = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
+        if piece:
+            yield piece
 
 
 @dataclass
@@ -110,14 +127,18 @@ class InferenceClient:
         return Completion(text, body["model"], round((time.perf_counter() - started) * 1000, 1),
                           int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
-    def stream(self, messages: list[dict[str, str]], model: str | None = None, **params) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], model: str | None = None, usage: dict[str, int] | None = None,
+               **params) -> Iterator[str]:
         """Yield the reply's text as the server writes it (`stream: true`, server-sent events).
 
-        Closing the iterator early closes the connection, which stops the generation on servers
-        that notice (`ladder serve models` does, at the next token). Raises LadderError when the
-        server fails, before the stream or part-way through it.
+        With `usage` (a dict), the server is asked for the token counts (`stream_options`) and
+        they are put in it when the stream ends. Closing the iterator early closes the connection,
+        which stops the generation on servers that notice (`ladder serve models` does, at the next
+        token). Raises LadderError when the server fails, before the stream or part-way through it.
         """
         body = {"model": model or self.model, "messages": messages, **params, "stream": True}
+        if usage is not None:
+            body["stream_options"] = {"include_usage": True}
         try:
             with _http().stream("POST", f"{self.base_url}/chat/completions", json=body, headers=self._headers(),
                                 timeout=self.timeout_s) as response:
@@ -129,26 +150,49 @@ class InferenceClient:
                     if data == "[DONE]":
                         return
                     if data:
-                        yield from self._pieces(data)
+                        event = self._event(data)
+                        if usage is not None and isinstance(event.get("usage"), dict):
+                            usage.update({k: int(event["usage"].get(k) or 0)
+                                          for k in ("prompt_tokens", "completion_tokens")})
+                        yield from _pieces(event)
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
 
-    def _pieces(self, data: str) -> Iterator[str]:
-        """The text in one server-sent event of a chat completion stream."""
+    def complete_streamed(self, messages: list[dict[str, str]], model: str | None = None,
+                          on_text: Callable[[str], None] | None = None, stop: threading.Event | None = None,
+                          **params) -> "Completion":
+        """Return the reply as `complete` does (latency, token counts), streaming it meanwhile:
+        `on_text` gets the text so far after each piece. Once `stop` is set, the stream closes
+        (the server stops generating) and Stopped is raised with the text written until then."""
+        started = time.perf_counter()
+        usage: dict[str, int] = {}
+        pieces = self.stream(messages, model, usage=usage, **params)
+        text = ""
+        with closing_iterator(pieces):
+            for piece in pieces:
+                text += piece
+                if stop is not None and stop.is_set():
+                    raise Stopped(text)
+                if on_text is not None:
+                    on_text(text)
+        return Completion(text, model or self.model, round((time.perf_counter() - started) * 1000, 1),
+                          usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+    def _event(self, data: str) -> dict:
+        """One server-sent event of a chat completion stream, parsed; raises LadderError for an
+        error event or one that is not a chat completion chunk."""
         try:
             event = json.loads(data)
-            choices = event.get("choices") or []
-        except (ValueError, AttributeError):
+            if not isinstance(event, dict) or not isinstance(event.get("choices") or [], list):
+                raise ValueError
+        except ValueError:
             raise LadderError(f"the inference server at {self.base_url} sent a stream that is not an OpenAI "
                               "chat completion stream") from None
         if event.get("error"):
             message = (event["error"] or {}).get("message") if isinstance(event["error"], dict) else event["error"]
             raise LadderError(f"the inference server at {self.base_url} failed part-way through the answer "
                               f"({message}); try again, and see the server log if it keeps failing")
-        for choice in choices:
-            piece = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
-            if piece:
-                yield piece
+        return event
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -18,12 +19,12 @@ from bot.arena.battles import Arena, outcomes, preferences
 from bot.arena.heldout import exact_match, field_accuracy, json_checks, rouge_l, token_f1
 from bot.arena.leaderboard import PRIOR_TIES, fit, leaderboard
 from bot.chat.engine import Engine
-from bot.chat.messages import Choices, Turn, reply_text
+from bot.chat.messages import Choices, Stream, Turn, reply_text
 from bot.cli import app
 from bot.core.config import Settings
 from bot.core.errors import LadderError
 from bot.core.store import Store
-from bot.serving.client import InferenceClient
+from bot.serving.client import InferenceClient, Stopped
 
 
 def test_blind_battle_votes_changed_votes_and_the_reveal(world):
@@ -56,6 +57,23 @@ def test_blind_battle_votes_changed_votes_and_the_reveal(world):
         parse_variants("base,lora:gamma", world["store"], project)
 
 
+def test_a_streamed_battle_reports_each_side_and_a_stopped_one_is_not_stored(world):
+    arena = Arena(world["settings"], world["store"], InferenceClient(world["url"], "base"))
+    drafts: dict[str, list[str]] = {"a": [], "b": []}
+    battle = arena.battle(world["project"], "my kettle broke", "ana", ["base", "lora:alpha"], rng=random.Random(1),
+                          on_draft=lambda side, text: drafts[side].append(text))
+    for side in "ab":  # each side's drafts grow into its stored answer
+        assert drafts[side] and all(b.startswith(a) for a, b in zip(drafts[side], drafts[side][1:]))
+        assert drafts[side][-1].strip() == battle[f"answer_{side}"]
+        assert battle["details"][side]["completion_tokens"] > 0  # the stream's usage chunk
+    count = world["store"].db.execute("SELECT count(*) FROM battles").fetchone()[0]
+    stop = threading.Event()
+    with pytest.raises(Stopped):
+        arena.battle(world["project"], "my lamp broke", "ana", ["base", "lora:alpha"],
+                     on_draft=lambda side, text: stop.set(), stop=stop)
+    assert world["store"].db.execute("SELECT count(*) FROM battles").fetchone()[0] == count
+
+
 def test_chat_compare_vote_buttons_survive_a_restart(world):
     settings = Settings(_env_file=None, home=world["settings"].home, base_model=world["settings"].base_model,
                         inference_url=world["url"], embedder="lexical")
@@ -67,6 +85,11 @@ def test_chat_compare_vote_buttons_survive_a_restart(world):
     assert "Answer A" in text and "Answer B" in text and "lora:beta" not in text  # blind
     votes = next(r for r in replies if isinstance(r, Choices))
     assert [o.label for o in votes.options] == ["A is better", "B is better", "Tie", "Both are bad"]
+    streamed = [r for r in replies if isinstance(r, Stream)]
+    assert [(r.title, r.done) for r in streamed] == [("Answer A", True), ("Answer B", True)]
+    assert all(not r.footer and not r.options for r in streamed)  # no sources, no cost: they would say who is who
+    details = json.loads(store.db.execute("SELECT details FROM battles ORDER BY created_at DESC").fetchone()[0])
+    assert all(details[side]["completion_tokens"] > 0 and details[side]["latency_ms"] > 0 for side in "ab")
     store.close()
 
     store = Store(settings.db_path)

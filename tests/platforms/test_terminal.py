@@ -9,7 +9,7 @@ import sys
 
 from rich.console import Console
 
-from bot.chat.messages import Progress, Text
+from bot.chat.messages import Progress, Stream, Text
 from bot.platforms.terminal import TerminalChat
 
 
@@ -77,6 +77,27 @@ def test_progress_prints_milestones_when_piped(engine):
     assert lines[-1].endswith("ingested 100/100 files") and "100%" in lines[-1]
     assert 3 <= len(lines) <= 6  # milestones, not 21 ticks
     assert output.rstrip().endswith("all done")
+
+
+def test_two_answers_streaming_at_once_print_one_after_the_other(engine):
+    from bot.chat.engine import Command
+
+    def both(ctx):  # a compare's A and B, their drafts interleaved as the two answers grow
+        yield Stream("c-a", "Refunds", title="Answer A")
+        yield Stream("c-b", "Returns", title="Answer B")
+        yield Stream("c-a", "Refunds take")
+        yield Stream("c-b", "Returns are free", title="Answer B")
+        yield Stream("c-a", "Refunds take 30 days.", done=True, title="Answer A")
+        yield Stream("c-b", "Returns are free within a month.", done=True, title="Answer B")
+        yield Text("Which is better?")
+
+    engine.add_command(Command("both", "both", "Two streams", "Projects", both))
+    output = run_chat(engine, "both\n")
+    a, b = output.index("Answer A"), output.index("Answer B")
+    assert a < output.index("Refunds take 30 days.") < b < output.index("Returns are free within a month.")
+    assert output.count("Answer A") == output.count("Answer B") == 1
+    assert "Returns" not in output[a:b]  # B never broke into A's lines
+    assert output.index("Which is better?") > output.index("within a month.")
 
 
 def test_piped_stdin_subprocess(home, tmp_path):

@@ -119,8 +119,7 @@ def blocks_for(reply: Reply) -> tuple[list[Block], str] | None:
     if isinstance(reply, Choices):
         return _sections(reply.prompt) + _actions(reply.options), reply.prompt[:200]
     if isinstance(reply, Stream):
-        body = (f"**{reply.title}**\n\n" if reply.title else "") + (reply.text or "…")
-        blocks = _sections(body + ("" if reply.done else WRITING)) + stream_footer(reply)
+        blocks = _sections((stream_text(reply) or "…") + ("" if reply.done else WRITING)) + stream_footer(reply)
         return blocks, (reply.title or reply.text or "Answer")[:200]
     if isinstance(reply, Table):
         parts = pieces(table_text(reply), MAX_SECTION - 8)  # room for the ``` fences
@@ -145,6 +144,12 @@ def _actions(options: tuple[Choice, ...]) -> list[Block]:
         for index, choice in enumerate(options)
     ]
     return [ActionsBlock(elements=buttons[start:start + MAX_ACTIONS]) for start in range(0, len(buttons), MAX_ACTIONS)]
+
+
+def stream_text(reply: Stream) -> str:
+    """The Markdown a streamed answer shows as it grows: its card's title (an arena's "Answer
+    A") in bold, then its text."""
+    return (f"**{reply.title}**\n\n" if reply.title else "") + reply.text
 
 
 def stream_footer(reply: Stream) -> list[Block]:
@@ -244,10 +249,11 @@ class SlackSender:
     def _stream(self, place, item: Item, previous: str | None) -> str | None:
         """Show a streamed answer: start, append to, or stop a Slack stream (see the module)."""
         reply: Stream = item.reply
+        text = stream_text(reply)
         if previous is None:
             if reply.done or not self.streaming or not place.thread_ts or not item.asked_by:
                 return self._plain_message(place, item)  # finished already, or no stream here: a message
-            first, *rest = stream_chunks(reply.text) or [""]
+            first, *rest = stream_chunks(text) or [""]
             try:
                 response = self.client.chat_startStream(channel=place.channel, thread_ts=place.thread_ts,
                                                         markdown_text=first or None, recipient_user_id=item.asked_by,
@@ -264,7 +270,7 @@ class SlackSender:
             for chunk in rest:
                 self.client.chat_appendStream(channel=place.channel, ts=ts, markdown_text=chunk)
             with self._lock:
-                self._streams[ts] = reply.text
+                self._streams[ts] = text
             return ts
         with self._lock:
             shown = self._streams.get(previous)
@@ -272,12 +278,12 @@ class SlackSender:
             if self.streaming and previous not in self._plain:
                 self._stop(place, previous)  # a stream begun before a restart: end it, then show it whole
             return self._send(place, reply, previous, item.id)
-        if not reply.text.startswith(shown):  # the checks rewrote the draft
+        if not text.startswith(shown):  # the checks rewrote the draft
             if not reply.done:
                 return previous  # a draft that changed its start: wait for the finished answer
             self._stop(place, previous)
             return self._send(place, reply, previous, item.id)
-        chunks = stream_chunks(reply.text[len(shown):])
+        chunks = stream_chunks(text[len(shown):])
         last = chunks.pop() if reply.done and chunks else None
         for chunk in chunks:
             self.client.chat_appendStream(channel=place.channel, ts=previous, markdown_text=chunk)
@@ -291,7 +297,7 @@ class SlackSender:
                 self._streams.pop(previous, None)
         else:
             with self._lock:
-                self._streams[previous] = reply.text
+                self._streams[previous] = text
         return previous
 
     def _plain_message(self, place, item: Item) -> str | None:

@@ -5,8 +5,10 @@ replaced by a recording stand-in. The engine, SQLite and the outbox are real."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -260,12 +262,18 @@ def test_blind_compare_vote_and_reveal(stand_in, world):
         await bot_world.slash("compare", [{"name": "prompt", "type": 3, "value": "my kettle broke"},
                                           {"name": "variants", "type": 3, "value": "base,lora:alpha"}], in_thread=True)
         await bot_world.settle()
-        cards = [e for p in bot_world.in_thread() + stand_in.of("POST", "/webhooks/") for e in p.get("embeds") or []]
-        assert {e["title"] for e in cards if e.get("title")} >= {"Answer A", "Answer B"}  # the answers are embeds
-        assert "lora:alpha" not in stand_in.texts()
+        battle = bot_world.store.db.execute("SELECT id, variant_a, variant_b, answer_a, answer_b FROM battles "
+                                            "ORDER BY created_at DESC").fetchone()
+        before_vote = json.dumps(stand_in.calls, default=str)  # everything the bot sent Discord until the vote
+        assert "lora:alpha" not in before_vote and battle[0] not in before_vote and "latency" not in before_vote
+        assert not re.search(r"\d ?ms\b|\d tokens", stand_in.texts())
+        shown = [text_of(p) for p in stand_in.messages[bot_world.thread].values()]
+        for side, answer in zip("AB", battle[3:]):  # each streamed answer is one message under its side's title
+            cards = [text for text in shown if f"**Answer {side}**" in text]
+            assert len(cards) == 1 and (answer or "(empty answer)") in cards[0] and not cards[0].endswith(" ▌")
         await bot_world.click("B is better", user=55)
         reveal = text_of(bot_world.in_thread()[-1])
-        assert "You voted: B is better" in reveal and "lora:alpha" in reveal
+        assert "You voted: B is better" in reveal and f"**B** was {battle[2]} (" in reveal and "lora:alpha" in reveal
 
     run(scenario)
 

@@ -798,3 +798,36 @@ def test_a_stream_keeps_slacks_rules_when_long_rewritten_or_resumed_after_a_rest
     sender(Item(8, channel.place, "b-answer", Stream("b-answer", "Hello there.", done=True), 2, 0, asked_by="U1"), plain)
     assert text_of({"blocks": stand_in.of("chat.update")[-1]["blocks"]}).count("Hello there.") == 1
     assert not [p for p in stand_in.of("chat.stopStream") if p["ts"] == plain]
+
+
+def test_a_blind_compare_streams_a_and_b_into_the_thread_and_names_nothing_before_the_vote(stand_in, world):
+    slack = Slack(world["settings"].home, stand_in, base_model=world["settings"].base_model, inference_url=world["url"])
+    slack.send(slash(stand_in, "use arena"))
+    slack.settle()
+    thread = slack.root()
+    halt = delivering(slack)
+    try:
+        slack.say("compare base,lora:alpha my kettle broke")
+        until(lambda: any("Which is better?" in text_of(p) for p in slack.posts(thread)))
+    finally:
+        halt()
+    battle = slack.store.db.execute("SELECT id, variant_a, variant_b, answer_a, answer_b FROM battles "
+                                    "ORDER BY created_at DESC").fetchone()
+    before_vote = json.dumps(stand_in.calls)  # everything Ladder sent Slack until the vote
+    assert "lora:alpha" not in before_vote and battle[0] not in before_vote  # no variant, no battle id
+    assert "latency" not in before_vote and not re.search(r"\d ?ms\b|\d tokens", all_text(stand_in))
+    assert "Sources" not in all_text(stand_in)  # which side retrieved would say which variant it is
+    streams = [ts for ts, m in stand_in.messages.items() if m["thread_ts"] == thread]
+    assert streams, "the answers streamed into the thread"
+    assert all(not stand_in.messages[ts]["streaming"] for ts in streams)  # every stream was stopped
+    answers = {side: text for side, text in zip("AB", battle[3:])}
+    for side, text in answers.items():  # each answer is shown once, under its side's title
+        cards = [t for t in [stand_in.shown(ts) for ts in streams] + [text_of(p) for p in slack.posts(thread)]
+                 if f"*Answer {side}*" in t]
+        assert len(cards) == 1 and (text or "(empty answer)") in cards[0]
+    slack.send(click(stand_in, slack.latest_button("A is better"), user="U7", thread_ts=thread))
+    slack.settle()
+    reveal = text_of(slack.posts(thread)[-1])
+    assert f"A* was {battle[1]} (" in reveal and f"B* was {battle[2]} (" in reveal
+    assert "lora:alpha" in reveal and " ms)" in reveal  # names and latency only after the vote
+    slack.store.close()
