@@ -240,6 +240,16 @@ def refusal(method: str, params: dict[str, Any]) -> str | None:
         text = block.get("text")
         if isinstance(text, dict) and len(text.get("text") or "") > MAX_SECTION:
             return "invalid_blocks"
+        if block.get("type") == "context_actions":  # only feedback or icon buttons, each side with a label and a value
+            for element in block.get("elements", []):
+                if element.get("type") not in {"feedback_buttons", "icon_button"}:
+                    return "invalid_blocks"
+                sides = [element.get(side) or {} for side in ("positive_button", "negative_button")]
+                if element["type"] == "feedback_buttons" and not all(
+                        b.get("value") and 0 < len((b.get("text") or {}).get("text") or "") <= MAX_LABEL for b in sides):
+                    return "invalid_blocks"
+                action_ids.append(element.get("action_id"))
+            continue
         for element in block.get("elements", []):
             if element.get("type") == "button":
                 if len(element["text"]["text"]) > MAX_LABEL:
@@ -262,6 +272,8 @@ def text_of(params: dict[str, Any]) -> str:
         for element in block.get("elements", []):
             if element.get("type") == "button":
                 parts.append(element["text"]["text"])
+            elif element.get("type") == "feedback_buttons":
+                parts += [element[side]["text"]["text"] for side in ("positive_button", "negative_button")]
             elif element.get("text"):
                 parts.append(element["text"])
     return "\n".join(parts)
@@ -269,8 +281,15 @@ def text_of(params: dict[str, Any]) -> str:
 
 def buttons_of(params: dict[str, Any]) -> dict[str, str]:
     """Button label -> value in a posted message."""
-    return {element["text"]["text"]: element["value"] for block in blocks_of(params)
-            for element in block.get("elements", []) if element.get("type") == "button"}
+    found = {}
+    for block in blocks_of(params):
+        for element in block.get("elements", []):
+            if element.get("type") == "button":
+                found[element["text"]["text"]] = element["value"]
+            elif element.get("type") == "feedback_buttons":
+                for side in ("positive_button", "negative_button"):
+                    found[element[side]["text"]["text"]] = element[side]["value"]
+    return found
 
 
 # -- signed requests --------------------------------------------------------------------------
@@ -297,13 +316,14 @@ def slash(stand_in: SlackStandIn, text: str, user: str = "U1", channel: str = "C
 
 
 def click(stand_in: SlackStandIn, value: str, user: str = "U1", channel: str = "C1", thread_ts: str | None = None,
-          message_ts: str = "1700000000.999999") -> BoltRequest:
+          message_ts: str = "1700000000.999999", action_id: str = "ladder-0", kind: str = "button") -> BoltRequest:
+    """A button pressed (`kind` "feedback_buttons": one side of an answer's feedback buttons)."""
     trigger = f"trig-{time.perf_counter_ns()}"
     payload = {"type": "block_actions", "user": {"id": user}, "team": {"id": TEAM}, "channel": {"id": channel},
                "trigger_id": trigger, "response_url": f"{stand_in.base}/respond/{trigger}",
                "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "thread_ts": thread_ts},
                "message": {"ts": message_ts, "thread_ts": thread_ts},
-               "actions": [{"action_id": "ladder-0", "value": value, "type": "button", "block_id": "b1"}]}
+               "actions": [{"action_id": action_id, "value": value, "type": kind, "block_id": "b1"}]}
     return signed(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
 

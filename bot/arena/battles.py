@@ -417,5 +417,6 @@ def preferences(battles: list[dict[str, Any]]) -> list[dict[str, str]]:
         chosen, rejected = (battle["answer_a"], battle["answer_b"]) if a > b else (battle["answer_b"], battle["answer_a"])
         rows.append({"prompt": battle["prompt"], "chosen": chosen, "rejected": rejected,
                      "chosen_variant": battle["variant_a"] if a > b else battle["variant_b"],
-                     "rejected_variant": battle["variant_b"] if a > b else battle["variant_a"], "battle": battle["id"]})
+                     "rejected_variant": battle["variant_b"] if a > b else battle["variant_a"], "battle": battle["id"],
+                     "source": "battle"})
     return rows

@@ -163,6 +163,7 @@ class Stream:
     options: tuple[Choice, ...] = ()
     title: str = ""  # a card's heading (an arena answer: A or B)
     stopped: bool = False
+    feedback: tuple[Choice, ...] = ()  # thumbs up, thumbs down on the finished answer (Slack: feedback_buttons)
 
 
 Reply = Union[Text, Choices, Table, Image, File, Progress, Stream]
@@ -227,6 +228,8 @@ def reply_from_json(data: dict) -> Reply:
         raise ValueError(f"unknown reply type {data.get('type')!r}")
     if cls in (Choices, Stream):
         fields["options"] = tuple(_choice(option) for option in fields["options"])
+    if cls is Stream:
+        fields["feedback"] = tuple(_choice(option) for option in fields.get("feedback") or ())
     if cls is Table:
         fields["columns"] = tuple(fields["columns"])
         fields["rows"] = tuple(tuple(row) for row in fields["rows"])

@@ -76,8 +76,8 @@ SAMPLE = "Larkspur Kitchen sample"  # bot.sample's description of its projects
 
 def _status(ctx: Context) -> list[Reply]:
     project = ctx.require_project()
-    if project.get("description") == SAMPLE:
-        return list(ctx.engine.run_text(ctx.turn, "sample", project))  # the rungs, with the sample's buttons
+    if project.get("description") == SAMPLE:  # the rungs, with the sample's buttons
+        return [*ctx.engine.run_text(ctx.turn, "sample", project), *_feedback(ctx, project)]
     from bot.arena.ladder import NEXT_STEPS, next_rung, rungs
 
     counts = ctx.store.counts(project["id"])
@@ -94,6 +94,18 @@ def _status(ctx: Context) -> list[Reply]:
         Table(("rung", "state"), tuple(rungs(ctx.store, project, ctx.settings.gpu_prices).items()),
               title=f"The ladder on {project['name']}"),
         Table(("what", "count"), rows, title=f"Project {project['name']}"),
+        *_feedback(ctx, project),
         Choices("Next:", (ctx.command_button(label, command, "primary"),
                           ctx.command_button("Show the interview card", "interview card"))),
     ]
+
+
+def _feedback(ctx: Context, project: dict) -> list[Reply]:
+    """The thumbs up and down given to `ask`'s answers, once there are answers."""
+    from bot.knowledge.feedback import summary
+
+    counts = summary(ctx.store, project)
+    if not counts["answers"]:
+        return []
+    return [Text(f"Feedback on answers: {counts['up']} 👍, {counts['down']} 👎 ({counts['rated']} of "
+                 f"{counts['answers']} answers rated; arena votes are counted apart).")]

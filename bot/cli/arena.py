@@ -146,11 +146,15 @@ def export_preferences(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the JSONL here (default: stdout).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Write the team's votes as DPO preference data: JSONL of {prompt, chosen, rejected}."""
+    """Write the team's votes as DPO preference data: JSONL of {prompt, chosen, rejected}. Blind
+    battles give a pair each (`source: battle`); so do two answers to one question, one rated
+    up and one down in chat (`source: feedback`)."""
     from bot.arena.battles import Arena, preferences
+    from bot.knowledge.feedback import feedback_pairs
 
     settings, store, _ = services()
-    rows = preferences(Arena(None, store, None).battles(store.require_project(project)))
+    row = store.require_project(project)
+    rows = preferences(Arena(None, store, None).battles(row)) + feedback_pairs(store, row)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if out:
         out.write_text(lines, encoding="utf-8")

@@ -412,6 +412,24 @@ def m016_work_button(db: sqlite_utils.Database) -> None:
     db["work"].add_column("action", str)
 
 
+@migration
+def m017_answers_and_feedback(db: sqlite_utils.Database) -> None:
+    """Each answer `ask` wrote (its question, text and sources), and the thumbs up or down each
+    user gave it: one rating per user and answer, changed in place, kept apart from arena votes."""
+    db["answers"].create({"id": str, "project_id": int, "place": str, "question": str, "answer": str,
+                          "sources": str, "model": str, "asked_by": str, "created_at": str}, pk="id")
+    db.execute("CREATE INDEX answers_project ON answers (project_id, created_at)")
+    db["feedback"].create({"answer_id": str, "user": str, "rating": int, "created_at": str, "updated_at": str},
+                          pk=("answer_id", "user"), foreign_keys=[("answer_id", "answers", "id")])
+
+
+@migration
+def m018_assistant_threads(db: sqlite_utils.Database) -> None:
+    """Slack assistant threads Ladder was opened in (the place, who opened it, the title it set),
+    so their status and title are kept up to date after a restart."""
+    db["assistant_threads"].create({"place": str, "user": str, "title": str, "started_at": str}, pk="place")
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

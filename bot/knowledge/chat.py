@@ -13,6 +13,7 @@ from bot.arena.battles import base_model_for
 from bot.chat.engine import Command, Context, Engine, closing
 from bot.chat.messages import Progress, Reply, Stream, Table, Text
 from bot.core.errors import LadderError
+from bot.knowledge.feedback import LABELS, rate, record_answer
 from bot.serving.client import Stopped, client_for
 
 RAG_USAGE = "rag add|status|forget SOURCE|reindex"
@@ -23,6 +24,7 @@ def install(engine: Engine) -> None:
     engine.add_command(Command("rag", RAG_USAGE, "Build a RAG baseline from your documents", "RAG", rag_command))
     engine.add_command(Command("ask", "ask QUESTION", "Answer from your documents, with numbered sources", "RAG",
                                ask_command))
+    engine.add_action("answer.feedback", _feedback)
 
 
 def _kb(ctx: Context):
@@ -77,6 +79,14 @@ def _reindex(ctx: Context, project: dict[str, Any], key: str) -> Iterator[Reply]
     yield Progress(key, f"Re-indexed {result['chunks']} chunks with {result['embedder']}.", 1, 1, done=True)
 
 
+def _feedback(ctx: Context, payload: dict[str, Any]) -> list[Reply]:
+    """A thumbs up or down pressed on an answer: store it (one per user and answer)."""
+    counts = rate(ctx.store, payload["answer"], ctx.user, payload["rating"])
+    changed = " (changed)" if counts["changed"] else ""
+    return [Text(f"Thanks: you rated this answer {LABELS[payload['rating']]}{changed}. It has {counts['up']} 👍 and "
+                 f"{counts['down']} 👎; `status` sums them up.", tone="success")]
+
+
 def ask_command(ctx: Context) -> list[Reply]:
     from bot.arena.chat import loading_replies
 
@@ -116,8 +126,14 @@ def _answer(ctx: Context, project: dict[str, Any], question: str, key: str, load
                      footer="_Stopped: this draft was not checked against the documents._")
         yield from close_lines("Stopped.", "Model loaded.")
         return
+    feedback: tuple = ()
+    if result["answer"]:  # kept, so its thumbs up or down is stored against it
+        answer_id = record_answer(ctx.store, project, ctx.turn.place, question, result["answer"], result["sources"],
+                                  "rag", ctx.user)
+        feedback = tuple(ctx.button(LABELS[rating], "answer.feedback", {"answer": answer_id, "rating": rating})
+                         for rating in ("up", "down"))
     # The answer first: the lines' edits may wait their turn (one a second) and must not hold it.
-    yield from answer_replies(result, stream_key)
+    yield from answer_replies(result, stream_key, feedback)
     yield from close_lines(f"Looked it up: {len(result['sources'])} passage(s) found.",
                            "Model loaded." if result["answer"] else "No model loaded.")
 
@@ -158,14 +174,14 @@ def answer_question(settings, store, project: dict[str, Any], question: str, k: 
     return answer(question, hits, generate, embed, relevant)
 
 
-def answer_replies(result: dict[str, Any], stream_key: str | None = None) -> list[Reply]:
+def answer_replies(result: dict[str, Any], stream_key: str | None = None, feedback: tuple = ()) -> list[Reply]:
     """Return an answer and its numbered sources as replies: with `stream_key`, as the last
-    `Stream` of a streamed answer, the sources its footer."""
+    `Stream` of a streamed answer, the sources its footer, `feedback` its thumbs up and down."""
     sources = sources_text(result["sources"])
     if stream_key is not None:
         replies: list[Reply] = []
         if result["answer"] or sources:
-            replies.append(Stream(stream_key, result["answer"] or "", done=True, footer=sources))
+            replies.append(Stream(stream_key, result["answer"] or "", done=True, footer=sources, feedback=feedback))
         if result.get("note"):
             replies.append(Text(result["note"], tone="warning"))
         return replies

@@ -78,7 +78,7 @@ class RichRenderer:
             return
         self.last_line_key = None
         if isinstance(reply, Stream):
-            self.render_stream(reply)
+            self.render_stream(reply, numbered)
             return
         if isinstance(reply, Text):
             if reply.title:
@@ -86,11 +86,7 @@ class RichRenderer:
             self.console.print(Markdown(reply.text, style=_TONE_STYLE[reply.tone]))
         elif isinstance(reply, Choices):
             self.console.print(Markdown(reply.prompt))
-            for option in reply.options:
-                number = str(len(numbered) + 1)
-                numbered[number] = option.id
-                # Labels are data ("[x] Wrong format"): escaped, so rich never reads them as markup.
-                self.console.print(f"  [bold cyan]{number}[/]) {escape(option.label)}", highlight=False)
+            self.render_options(reply.options, numbered)
         elif isinstance(reply, Table):
             table = RichTable(title=reply.title or None, box=box.SIMPLE_HEAVY, title_justify="left")
             for column in reply.columns:
@@ -104,7 +100,15 @@ class RichRenderer:
             note = f" ({reply.note})" if reply.note else ""
             self.console.print(f"[file] {reply.name}: {reply.path}{note}", markup=False)
 
-    def render_stream(self, reply: Stream) -> None:
+    def render_options(self, options, numbered: dict[str, str]) -> None:
+        """Print buttons as numbered choices."""
+        for option in options:
+            number = str(len(numbered) + 1)
+            numbered[number] = option.id
+            # Labels are data ("[x] Wrong format"): escaped, so rich never reads them as markup.
+            self.console.print(f"  [bold cyan]{number}[/]) {escape(option.label)}", highlight=False)
+
+    def render_stream(self, reply: Stream, numbered: dict[str, str] | None = None) -> None:
         """Print what is new in a streamed answer; at its end, the sources (and, when checks
         rewrote the draft, the checked answer on a line of its own). A terminal prints one
         stream at a time: another one (a compare's second answer) waits, its newest draft kept,
@@ -112,11 +116,11 @@ class RichRenderer:
         if reply.key not in self.streams and self.streams:
             self.waiting[reply.key] = reply
             return
-        self._print_stream(reply)
+        self._print_stream(reply, {} if numbered is None else numbered)
         if reply.done and not self.streams and self.waiting:
-            self.render_stream(self.waiting.pop(next(iter(self.waiting))))
+            self.render_stream(self.waiting.pop(next(iter(self.waiting))), numbered)
 
-    def _print_stream(self, reply: Stream) -> None:
+    def _print_stream(self, reply: Stream, numbered: dict[str, str]) -> None:
         out = self.console.file
         shown = self.streams.get(reply.key)
         if shown is None:
@@ -139,6 +143,7 @@ class RichRenderer:
             self.console.print("[stopped]", style="yellow", markup=False, highlight=False)
         if reply.footer:
             self.console.print(Markdown(reply.footer))
+        self.render_options(reply.options + reply.feedback, numbered)
 
     def render_progress(self, reply: Progress) -> None:
         """Redraw the progress line in place on a terminal; print milestones when piped."""

@@ -122,7 +122,8 @@ def _buttons(options) -> list[tuple[str, str, str]]:
 
 def _stream_messages(reply: Stream) -> list[Message]:
     """A streamed answer: its text in messages of 2,000 characters (a card's title in bold on
-    top), the cursor after it while it is written; done, the sources embed and the buttons."""
+    top), the cursor after it while it is written; done, the sources embed and the buttons
+    (the thumbs up and down among them)."""
     heading = f"**{reply.title}**\n" if reply.title else ""
     tail = "" if reply.done else WRITING
     parts = pieces(heading + (reply.text or "…"), MAX_CONTENT - len(WRITING))
@@ -133,10 +134,11 @@ def _stream_messages(reply: Stream) -> list[Message]:
             embeds = _embeds(reply.footer)
             messages[-1].embeds = embeds[0].embeds
             messages += embeds[1:]
-        for start in range(0, len(reply.options), MAX_BUTTONS):
+        options = reply.options + reply.feedback  # thumbs up and down: two more buttons
+        for start in range(0, len(options), MAX_BUTTONS):
             if start:
                 messages.append(Message(content="…"))
-            messages[-1].buttons = _buttons(reply.options[start:start + MAX_BUTTONS])
+            messages[-1].buttons = _buttons(options[start:start + MAX_BUTTONS])
     return messages
 
 

@@ -25,7 +25,10 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ContextActionsBlock,
     ContextBlock,
+    FeedbackButtonObject,
+    FeedbackButtonsElement,
     MarkdownTextObject,
     SectionBlock,
 )
@@ -48,6 +51,7 @@ WRITING = " ▌"  # shown after a streamed answer's text while it is still being
 STREAMING_UNAVAILABLE = {"unknown_method", "not_allowed_token_type", "feature_not_enabled", "missing_scope",
                          "channel_type_not_supported", "method_not_supported_for_channel_type"}
 NOT_STREAMING = "message_not_in_streaming_state"  # an append or stop to a message whose stream has ended
+FEEDBACK_ACTION = "ladder-feedback"  # the action id of an answer's thumbs up and down (its value: the stored action)
 METADATA_EVENT = "ladder_outbox"  # message metadata carrying the outbox id, to find a post after a crash
 FIND_PAGES = 10  # pages of 200 thread replies searched for an interrupted post
 TONE = {"info": "", "success": ":white_check_mark: ", "warning": ":warning: ", "error": ":x: "}
@@ -153,10 +157,21 @@ def stream_text(reply: Stream) -> str:
 
 
 def stream_footer(reply: Stream) -> list[Block]:
-    """What a finished streamed answer shows under its text: its sources and buttons."""
+    """What a finished streamed answer shows under its text: its sources and buttons, and its
+    thumbs up and down as Slack's feedback buttons."""
     if not reply.done:
         return []
-    return (_sections(reply.footer) if reply.footer else []) + _actions(reply.options)
+    return (_sections(reply.footer) if reply.footer else []) + _actions(reply.options) + _feedback(reply.feedback)
+
+
+def _feedback(options: tuple[Choice, ...]) -> list[Block]:
+    """A positive and a negative choice as a `feedback_buttons` element (any other number of
+    choices: ordinary buttons)."""
+    if len(options) != 2:
+        return _actions(options)
+    up, down = (FeedbackButtonObject(text=choice.label[:MAX_LABEL], value=choice.id) for choice in options)
+    return [ContextActionsBlock(elements=[FeedbackButtonsElement(action_id=FEEDBACK_ACTION, positive_button=up,
+                                                                 negative_button=down)])]
 
 
 def stream_chunks(text: str) -> list[str]:

@@ -88,7 +88,8 @@ class Slack:
         return json.loads(view) if isinstance(view, str) else view
 
     def latest_button(self, label: str) -> str:
-        for params in reversed(self.stand_in.of("chat.postMessage") + self.stand_in.of("chat.update")):
+        for params in reversed(self.stand_in.of("chat.postMessage") + self.stand_in.of("chat.update")
+                               + self.stand_in.of("chat.stopStream")):
             buttons = buttons_of(params)
             if label in buttons:
                 return buttons[label]

@@ -1,5 +1,5 @@
-"""Buttons (`ladder-N` action ids, the value a stable action id): run them, or first open the
-modal their form describes."""
+"""Buttons (`ladder-N` action ids, and `ladder-feedback` for an answer's thumbs up and down; the
+value a stable action id): run them, or first open the modal their form describes."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def place_of(body: dict) -> SlackPlace:
 
 
 def register(app, runtime) -> None:
-    @app.action(re.compile(r"^ladder-\d+$"))
+    @app.action(re.compile(r"^ladder-(\d+|feedback)$"))
     def pressed(ack, body, respond):
         ack()
         value = body["actions"][0]["value"]
