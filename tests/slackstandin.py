@@ -37,6 +37,7 @@ class SlackStandIn:
         self.uploads: dict[str, bytes] = {}
         self.deleted: set[str] = set()  # ts of messages deleted in Slack (chat.update answers message_not_found)
         self.messages: dict[str, dict] = {}  # ts -> what a streamed (or updated) message shows now
+        self.assistant_threads: dict[tuple[str, str], dict] = {}  # (DM channel, thread ts) -> status, statuses, title
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         stand_in = self
@@ -114,6 +115,12 @@ class SlackStandIn:
         refused = refusal(method, params)  # Slack's own limits, so compliance is tested, not assumed
         if refused:
             return 200, {}, {"ok": False, "error": refused}
+        if method in {"chat.postMessage", "chat.startStream"}:  # a reply in an assistant thread ends its status
+            thread = self.assistant_threads.get((params.get("channel"), params.get("thread_ts")))
+            if thread is not None:
+                thread["status"] = ""
+        if method.startswith("assistant.threads."):
+            return self.assistant(method, params)
         if method == "chat.postMessage":
             ts = self.next_ts()
             with self._lock:  # kept, as Slack keeps it, for conversations.replies / .history
@@ -196,6 +203,50 @@ class SlackStandIn:
             else:
                 return refuse("unknown_method")
         return 200, {}, {"ok": True, "channel": params["channel"], "ts": params["ts"]}
+
+    def open_assistant_thread(self, user: str = "U1", viewing: str | None = None) -> tuple[str, str, BoltRequest]:
+        """A user opens Ladder's assistant thread (while viewing channel `viewing`): return its DM
+        channel, its thread ts and the `assistant_thread_started` event Slack sends."""
+        channel, ts = f"D{user}", self.next_ts()
+        self.assistant_threads[(channel, ts)] = {"status": "", "statuses": [], "title": None, "prompts": None}
+        context = {"channel_id": viewing, "team_id": TEAM, "enterprise_id": None} if viewing else {}
+        started = event("assistant_thread_started", f"Ev{time.perf_counter_ns()}",
+                        assistant_thread={"user_id": user, "channel_id": channel, "thread_ts": ts, "context": context},
+                        event_ts=ts)
+        return channel, ts, started
+
+    def assistant(self, method: str, params: dict[str, Any]) -> tuple[int, dict, dict]:
+        """assistant.threads.setStatus / setTitle / setSuggestedPrompts, with Slack's rules: the
+        channel and thread of an assistant thread; a status (empty clears it) with at most 10
+        loading messages; a title that is not empty; one to four prompts, each a title and a message."""
+        def refuse(error: str) -> tuple[int, dict, dict]:
+            return 200, {}, {"ok": False, "error": error}
+
+        if not params.get("channel_id"):
+            return refuse("invalid_arguments")
+        thread = self.assistant_threads.get((params["channel_id"], params.get("thread_ts")))
+        if thread is None:
+            known = any(channel == params["channel_id"] for channel, _ in self.assistant_threads)
+            return refuse("invalid_thread_ts" if known else "channel_not_found")
+        if method == "assistant.threads.setStatus":
+            loading = params.get("loading_messages") or []
+            if "status" not in params or len(loading) > 10:
+                return refuse("invalid_arguments")
+            thread["status"] = params["status"]
+            thread["statuses"].append(params["status"])
+        elif method == "assistant.threads.setTitle":
+            if not params.get("title"):
+                return refuse("invalid_arguments")
+            thread["title"] = params["title"]
+        elif method == "assistant.threads.setSuggestedPrompts":
+            prompts = params.get("prompts") or []
+            prompts = json.loads(prompts) if isinstance(prompts, str) else prompts
+            if not 1 <= len(prompts) <= 4 or not all(p.get("title") and p.get("message") for p in prompts):
+                return refuse("invalid_arguments")
+            thread["prompts"] = prompts
+        else:
+            return refuse("unknown_method")
+        return 200, {}, {"ok": True}
 
     def shown(self, ts: str) -> str:
         """All the text message `ts` shows now (a streamed message's text and its blocks)."""

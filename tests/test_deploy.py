@@ -352,6 +352,7 @@ SCOPE_USES = {
     "commands": "app.command(", "chat:write": "chat_postMessage(", "files:read": "url_private",
     "files:write": "files_upload_v2(", "channels:history": 'app.event("message")',
     "groups:history": 'app.event("message")', "app_mentions:read": 'event("app_mention")',
+    "assistant:write": "assistant_threads_setStatus(", "im:history": "assistant.user_message",
 }
 
 
@@ -362,3 +363,14 @@ def test_the_slack_manifest_asks_only_for_scopes_the_code_uses():
     assert set(scopes) <= set(SCOPE_USES), f"scopes with no known use: {set(scopes) - set(SCOPE_USES)}"
     unused = [scope for scope in scopes if SCOPE_USES[scope] not in code]
     assert not unused, f"the manifest asks for scopes the code never uses: {unused}"
+
+
+def test_the_slack_manifest_makes_ladder_an_ai_app_with_the_prompts_the_code_sets():
+    from bot.platforms.slack.assistant import PROMPTS
+
+    manifest = yaml.safe_load((DEPLOY / "slack" / "manifest.yaml").read_text())
+    view = manifest["features"]["assistant_view"]
+    assert [(p["title"], p["message"]) for p in view["suggested_prompts"]] == list(PROMPTS) and len(PROMPTS) <= 4
+    assert {"assistant:write", "im:history"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"assistant_thread_started", "message.im"} <= set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert manifest["features"]["app_home"]["messages_tab_enabled"]  # the assistant thread lives in the app's DM

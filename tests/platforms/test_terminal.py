@@ -9,7 +9,7 @@ import sys
 
 from rich.console import Console
 
-from bot.chat.messages import Progress, Stream, Text
+from bot.chat.messages import Choice, Progress, Stream, Text
 from bot.platforms.terminal import TerminalChat
 
 
@@ -88,7 +88,8 @@ def test_two_answers_streaming_at_once_print_one_after_the_other(engine):
         yield Stream("c-a", "Refunds take")
         yield Stream("c-b", "Returns are free", title="Answer B")
         yield Stream("c-a", "Refunds take 30 days.", done=True, title="Answer A")
-        yield Stream("c-b", "Returns are free within a month.", done=True, title="Answer B")
+        yield Stream("c-b", "Returns are free within a month.", done=True, title="Answer B",
+                     feedback=(Choice("fb-up", "👍 Helpful"), Choice("fb-down", "👎 Not helpful")))
         yield Text("Which is better?")
 
     engine.add_command(Command("both", "both", "Two streams", "Projects", both))
@@ -98,6 +99,7 @@ def test_two_answers_streaming_at_once_print_one_after_the_other(engine):
     assert output.count("Answer A") == output.count("Answer B") == 1
     assert "Returns" not in output[a:b]  # B never broke into A's lines
     assert output.index("Which is better?") > output.index("within a month.")
+    assert "1) 👍 Helpful" in output and "2) 👎 Not helpful" in output  # a finished answer's buttons, numbered
 
 
 def test_piped_stdin_subprocess(home, tmp_path):

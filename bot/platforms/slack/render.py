@@ -210,8 +210,12 @@ class SlackSender:
     else is raised as it is, so the outbox retries it with backoff.
     """
 
-    def __init__(self, client, streaming: bool = True):
+    def __init__(self, client, streaming: bool = True, store=None):
+        from bot.platforms.slack.assistant import AssistantThreads, StatusBoard
+
         self.client = client
+        # with the store: the status of assistant threads follows their progress lines
+        self.status = StatusBoard(AssistantThreads(store, client)) if store is not None else None
         self.streaming = streaming  # off once Slack says the app cannot stream (then: a message updated)
         self._streams: dict[str, str] = {}  # ts of a message streaming now -> the text Slack has of it
         self._plain: set[str] = set()  # ts of streamed answers shown as plain messages (no stream to end)
@@ -222,7 +226,10 @@ class SlackSender:
         try:
             if isinstance(item.reply, Stream):
                 return self._stream(place, item, previous)
-            return self._send(place, item.reply, previous, item.id)
+            ref = self._send(place, item.reply, previous, item.id)
+            if self.status is not None and isinstance(item.reply, Progress):
+                self.status.shown(item.place, item.reply)
+            return ref
         except SlackApiError as exc:
             if exc.response.status_code == 429:
                 raise RetryLater(float(exc.response.headers.get("Retry-After", 1))) from None

@@ -25,6 +25,7 @@ from bot.chat.engine import Engine, parse_command
 from bot.chat.messages import Attachment, Reply, Text, Turn
 from bot.core.config import Settings
 from bot.core.errors import LadderError
+from bot.platforms.slack.assistant import AssistantThreads
 from bot.platforms.slack.files import download
 from bot.platforms.slack.places import SlackPlace, parse_place
 from bot.platforms.slack.render import blocks_for, plain_error, split_messages
@@ -71,6 +72,7 @@ class SlackRuntime:
         self.pool = TrackedPool(workers, "ladder-slack")
         self._threads_lock = threading.Lock()
         self._starting: dict[str, threading.Lock] = {}  # channel place -> held while its thread is found or started
+        self.assistant = AssistantThreads(self.store, client)
 
     # -- running work after the ack ---------------------------------------------------------
 
@@ -184,6 +186,16 @@ class SlackRuntime:
         turn = Turn(user, str(place), text, files=attachments, platform=PLATFORM, event_id=event_id,
                     addressed=addressed or bool(attachments))
         self.deliver(place, self.engine.handle(turn), None, user)
+        if self.assistant.known(str(place)):
+            self.assistant.retitle(place)  # a `new` or `use` there changed its project
+
+    def assistant_started(self, place: SlackPlace, user: str, event_id: str, viewing: str | None) -> None:
+        """A user opened Ladder's assistant thread: tie it to a project, title it, greet them and
+        suggest prompts (see `assistant`)."""
+        if not self.store.record_turn(place=str(place), user=user, role="user", platform=PLATFORM, text="",
+                                      action="assistant_thread_started", event_id=event_id):
+            return  # a retried event: it was handled
+        self.deliver(place, self.assistant.start(place, user, viewing), None, user)
 
     def button(self, place: SlackPlace, user: str, action_id: str, respond: Callable | None) -> None:
         """Run a pressed button (its meaning resolves from SQLite, so old buttons work)."""

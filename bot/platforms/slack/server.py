@@ -95,7 +95,7 @@ def required(settings: Settings, socket_mode: bool) -> None:
 
 def start_deliverer(engine: Engine, client, stop: threading.Event) -> threading.Thread:
     """Deliver the outbox's Slack items (edits throttled, retries honouring Retry-After) until `stop`."""
-    sender = SlackSender(client)
+    sender = SlackSender(client, store=engine.store)
     deliverer = Deliverer(engine.store, "slack:", sender, notify=sender.notify,
                           retention_days=engine.settings.retention_days)
     thread = threading.Thread(target=deliverer.run, args=(stop,), daemon=True, name="ladder-slack-deliverer")

@@ -544,6 +544,13 @@ def test_an_answer_streams_as_edits_of_one_message_and_ends_with_the_sources_emb
         shown = [text_of(p) for mid, p in stand_in.messages[world.thread].items() if mid not in before]
         assert sum(final["content"] in text for text in shown) == 1  # the answer is in one message, once
 
+        # Its thumbs up and down are buttons on it; a press is stored against the answer.
+        assert {"👍 Helpful", "👎 Not helpful"} <= set(buttons_of(final))
+        await world.click("👍 Helpful")
+        await world.click("👍 Helpful", user=77)
+        assert world.store.db.execute("SELECT count(*), sum(rating) FROM feedback").fetchone() == (2, 2)
+        assert "It has 2 👍 and 0 👎" in text_of(world.in_thread()[-1])
+
     run(scenario)
 
 

@@ -21,6 +21,7 @@ from slackstandin import (
     TEAM,
     TOKEN,
     SlackStandIn,
+    blocks_of,
     buttons_of,
     click,
     event,
@@ -50,7 +51,7 @@ class Slack:
         self.engine = Engine(self.store, self.settings)
         self.client = WebClient(token=TOKEN, base_url=stand_in.api_url)
         self.app, self.runtime = create_app(self.engine, self.settings, self.client, token_verification_enabled=False)
-        sender = SlackSender(self.client)
+        sender = SlackSender(self.client, store=self.store)
         self.deliverer = Deliverer(self.store, "slack:", sender, min_edit_s=0.0, notify=sender.notify)
 
     def send(self, request):
@@ -696,7 +697,7 @@ def answers_delivered(store: Store) -> int:
 def delivering(slack: Slack, min_edit_s: float = 0.3):
     """Run a deliverer in the background, as `ladder serve slack` does; return its stop()."""
     stop = threading.Event()
-    sender = SlackSender(slack.client)
+    sender = SlackSender(slack.client, store=slack.store)
     thread = threading.Thread(target=Deliverer(slack.store, "slack:", sender, min_edit_s=min_edit_s).run,
                               args=(stop,), kwargs={"poll_s": 0.05}, daemon=True)
     thread.start()
@@ -831,4 +832,64 @@ def test_a_blind_compare_streams_a_and_b_into_the_thread_and_names_nothing_befor
     reveal = text_of(slack.posts(thread)[-1])
     assert f"A* was {battle[1]} (" in reveal and f"B* was {battle[2]} (" in reveal
     assert "lora:alpha" in reveal and " ms)" in reveal  # names and latency only after the vote
+    slack.store.close()
+
+
+def test_an_assistant_thread_gets_prompts_a_title_a_status_while_working_and_stores_feedback(home, stand_in):
+    from bot.platforms.slack.assistant import PROMPTS
+
+    slack = Slack(home, stand_in)  # the default model writes the answer
+    slack.send(slash(stand_in, "new handbook"))
+    slack.settle()
+    refunds = stand_in.shared_file("refunds.md", b"# Refunds\n\nRefunds are paid within 30 days of the return.\n")
+    slack.say("rag add", files=[refunds])
+    slack.settle()
+
+    channel, thread, started = stand_in.open_assistant_thread("U1", viewing="C1")
+    assert slack.send(started).status == 200
+    slack.send(started)  # Slack's retry of the same event: nothing twice
+    slack.settle()
+    shown = stand_in.assistant_threads[(channel, thread)]
+    assert [(p["title"], p["message"]) for p in shown["prompts"]] == list(PROMPTS) and len(PROMPTS) <= 4
+    assert shown["title"] == "Ladder · handbook"  # named after the project of the channel the user had open
+    greetings = [p for p in slack.posts(thread) if p["channel"] == channel]
+    assert len(greetings) == 1 and "**handbook**" in text_of(greetings[0])
+
+    halt = delivering(slack)
+    try:
+        said = event("message", f"Ev{time.perf_counter_ns()}", channel=channel, channel_type="im", user="U1",
+                     text="ask when are refunds paid?", ts=stand_in.next_ts(), thread_ts=thread)
+        assert slack.send(said).status == 200
+        until(lambda: stand_in.of("chat.stopStream") and not slack.engine.busy(f"slack:{TEAM}:{channel}:{thread}"))
+        until(lambda: shown["statuses"] and shown["statuses"][-1] == "")
+    finally:
+        halt()
+    assert "Looking it up in the documents…" in shown["statuses"]  # what Ladder was doing, while it did it
+    assert shown["status"] == ""  # cleared once the answer was out
+    [stream] = [p for p in stand_in.of("chat.startStream") if p["channel"] == channel]
+    assert stream["thread_ts"] == thread
+    ts = next(t for t, m in stand_in.messages.items() if m["thread_ts"] == thread)
+    assert "30 days" in stand_in.shown(ts) and "👍 Helpful" in stand_in.shown(ts)
+
+    stopped = [p for p in stand_in.of("chat.stopStream") if p["ts"] == ts][-1]
+    [feedback] = [e for b in blocks_of(stopped) if b["type"] == "context_actions" for e in b["elements"]]
+    assert feedback["type"] == "feedback_buttons"
+    for user, side in (("U1", "positive_button"), ("U1", "negative_button"), ("U2", "negative_button")):
+        slack.send(click(stand_in, feedback[side]["value"], user=user, channel=channel, thread_ts=thread,
+                         action_id=feedback["action_id"], kind="feedback_buttons"))
+        slack.settle()
+    ratings = slack.store.db.execute("SELECT user, rating FROM feedback ORDER BY user").fetchall()
+    assert ratings == [("U1", -1), ("U2", -1)]  # one rating per user and answer: U1 changed theirs
+    assert not slack.store.db.execute("SELECT count(*) FROM votes").fetchone()[0]  # apart from arena votes
+    assert "(changed)" in all_text(stand_in)
+    slack.send(event("message", f"Ev{time.perf_counter_ns()}", channel=channel, channel_type="im", user="U1",
+                     text="status", ts=stand_in.next_ts(), thread_ts=thread))
+    slack.settle()
+    assert "Feedback on answers: 0 👍, 2 👎 (1 of 1 answers rated" in all_text(stand_in)
+
+    slack.send(event("message", f"Ev{time.perf_counter_ns()}", channel=channel, channel_type="im", user="U1",
+                     text="new kitchen", ts=stand_in.next_ts(), thread_ts=thread))
+    slack.settle()
+    assert shown["title"] == "Ladder · kitchen"  # the thread follows its project
+    assert not [p for name, p in stand_in.calls if name.startswith("assistant.threads.") and p.get("channel_id") == "C1"]
     slack.store.close()
