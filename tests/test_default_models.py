@@ -15,7 +15,7 @@ from trainfiles import write_jsonl
 from typer.testing import CliRunner
 
 from bot.chat.engine import Engine
-from bot.chat.messages import Attachment, Choices, Stream, Text, Turn
+from bot.chat.messages import Attachment, Choices, Stream, Turn
 from bot.cli import app
 from bot.core.config import Settings
 from bot.core.store import Store
@@ -122,11 +122,12 @@ def test_rag_ask_on_the_cli_answers_the_same_way(handbook, monkeypatch):
 
 def test_a_blind_compare_returns_two_real_answers_and_hides_the_names(handbook):
     replies = handbook["engine"].converse(Turn("ana", PLACE, "compare what is the refund policy?"))
-    answers = [r for r in replies if isinstance(r, Text) and (r.title or "").startswith("Answer ")]
-    assert [a.title for a in answers] == ["Answer A", "Answer B"]
+    answers = [r for r in replies if isinstance(r, Stream) and r.title.startswith("Answer ")]
+    assert [(a.title, a.done) for a in answers] == [("Answer A", True), ("Answer B", True)]  # streamed, ended
     assert all(len(a.text.split()) >= 3 for a in answers), answers
-    titles = " ".join(r.title or "" for r in replies if isinstance(r, Text))
-    assert "base" not in titles and "rag" not in titles and "ms," not in titles  # blind until the vote
+    shown = " ".join(f"{r.title} {r.footer}" for r in answers)
+    assert "base" not in shown and "rag" not in shown and " ms" not in shown  # blind until the vote
+    assert not any(re.search(r"\[\d+\]", a.text) for a in answers)  # no citation says which side retrieved
     assert any(isinstance(r, Choices) for r in replies)
 
 

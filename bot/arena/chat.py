@@ -5,6 +5,7 @@ through the outbox."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -74,8 +75,21 @@ def grid_replies(result: dict[str, Any], blind: bool) -> list[Reply]:
     for answer in result["answers"]:
         label = f"Answer {answer['side'].upper()}" if blind else answer["variant"]
         cost = "" if blind else f" ({answer['latency_ms']:.0f} ms, {answer['completion_tokens']} tokens)"
-        replies.append(Text(answer["text"] or "(empty answer)", title=label + cost))
+        text = blind_text(answer["text"]) if blind else answer["text"]
+        replies.append(Text(text or "(empty answer)", title=label + cost))
     return replies
+
+
+CITATION = re.compile(r"\s*\[\d+\]")
+PARTIAL_CITATION = re.compile(r"\s*\[\d*$")
+
+
+def blind_text(text: str, done: bool = True) -> str:
+    """`text` without citation markers ("[2]"): a blind answer shows no sources, and a marker
+    would only say which side retrieved. A draft (`done` False) also drops a marker still being
+    written at its end."""
+    text = CITATION.sub("", text)
+    return text if done else PARTIAL_CITATION.sub("", text)
 
 
 def leaderboard_replies(board: dict[str, Any]) -> list[Reply]:
@@ -150,8 +164,11 @@ def _answer(ctx: Context, project: dict[str, Any], pool: list[str], prompt: str,
     def title(label: str) -> str:
         return label if show_all else f"Answer {label.upper()}"
 
+    def shown(text: str, done: bool = False) -> str:
+        return text if show_all else blind_text(text, done)
+
     def draft(label: str, text: str) -> None:  # called from each answer's thread
-        text = drafts[label] = text.lstrip()  # as the finished answer will be
+        text = drafts[label] = shown(text.lstrip())  # stripped, as the finished answer will be
         now = time.monotonic()
         if now - posted.get(label, 0.0) >= DRAFT_EVERY_S:
             posted[label] = now
@@ -171,7 +188,8 @@ def _answer(ctx: Context, project: dict[str, Any], pool: list[str], prompt: str,
     for answer in result["answers"]:
         label = answer["variant"] if show_all else answer["side"]
         cost = f"_{answer['latency_ms']:.0f} ms, {answer['completion_tokens']} tokens_" if show_all else ""
-        yield Stream(f"{key}-{label}", answer["text"] or "(empty answer)", done=True, footer=cost, title=title(label))
+        yield Stream(f"{key}-{label}", shown(answer["text"], True) or "(empty answer)", done=True, footer=cost,
+                     title=title(label))
     if show_all:
         return
     buttons = tuple(ctx.button(choice, "arena.vote", {"battle": result["battle_id"], "winner": winner},

@@ -74,6 +74,15 @@ def test_a_streamed_battle_reports_each_side_and_a_stopped_one_is_not_stored(wor
     assert world["store"].db.execute("SELECT count(*) FROM battles").fetchone()[0] == count
 
 
+def test_a_blind_answer_shows_no_citation_markers_even_half_written():
+    from bot.arena.chat import blind_text
+
+    assert blind_text("Refunds take 30 days [1][2]. Send it back [3] first.") == "Refunds take 30 days. Send it back first."
+    assert blind_text("Refunds take 30 days [1", done=False) == "Refunds take 30 days"
+    assert blind_text("Refunds take 30 days [", done=False) == "Refunds take 30 days"
+    assert blind_text("Sizes [XL] stay", done=False) == "Sizes [XL] stay"
+
+
 def test_chat_compare_vote_buttons_survive_a_restart(world):
     settings = Settings(_env_file=None, home=world["settings"].home, base_model=world["settings"].base_model,
                         inference_url=world["url"], embedder="lexical")

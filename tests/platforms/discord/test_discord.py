@@ -253,6 +253,8 @@ def test_a_train_launch_checks_permission_in_a_modal_and_a_worker_edits_progress
 
 
 def test_blind_compare_vote_and_reveal(stand_in, world):
+    from bot.arena.chat import blind_text
+
     async def scenario():
         bot_world = await Discord(world["settings"].home, stand_in, base_model=world["settings"].base_model,
                                   inference_url=world["url"]).start()
@@ -270,7 +272,8 @@ def test_blind_compare_vote_and_reveal(stand_in, world):
         shown = [text_of(p) for p in stand_in.messages[bot_world.thread].values()]
         for side, answer in zip("AB", battle[3:]):  # each streamed answer is one message under its side's title
             cards = [text for text in shown if f"**Answer {side}**" in text]
-            assert len(cards) == 1 and (answer or "(empty answer)") in cards[0] and not cards[0].endswith(" ▌")
+            assert len(cards) == 1 and (blind_text(answer) or "(empty answer)") in cards[0]
+            assert not cards[0].endswith(" ▌")
         await bot_world.click("B is better", user=55)
         reveal = text_of(bot_world.in_thread()[-1])
         assert "You voted: B is better" in reveal and f"**B** was {battle[2]} (" in reveal and "lora:alpha" in reveal
