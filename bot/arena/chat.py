@@ -37,6 +37,8 @@ def install(engine: Engine) -> None:
     engine.add_command(Command("leaderboard", "leaderboard", "Ratings from the team's votes", "Arena", leaderboard_command))
     engine.add_command(Command("eval", "eval [variants=base,lora:NAME] (attach a held-out JSONL)",
                                "Held-out evaluation of the variants", "Arena", eval_command))
+    engine.add_command(Command("report", "report", "The report card: each rung measured, and the verdict", "Arena",
+                               report_command))
     engine.add_action("arena.vote", _vote)
 
 
@@ -124,7 +126,65 @@ def eval_replies(result: dict[str, Any]) -> list[Reply]:
     return replies
 
 
+VERDICTS = {"confirmed": ("Confirmed", "success"), "revised": ("Revised", "warning"), "not_yet": ("Not yet", "info")}
+
+
+def report_replies(card: dict[str, Any]) -> list[Reply]:
+    """Return the report card as replies: the interview's pick, a table of the variants, the
+    verdict with its rule, and the chart when one was drawn."""
+    from bot.arena.report import RUNG_NAMES
+
+    def interval(figure: dict[str, Any] | None) -> str:
+        if not figure:
+            return "not measured"
+        ci = f" ({figure['ci_low']:.2f}-{figure['ci_high']:.2f})" if figure.get("ci_low") is not None else ""
+        return f"{figure['value']:.2f}{ci}"
+
+    picked = RUNG_NAMES.get(card["recommended"], "nothing yet (no interview)")
+    bar = f", quality bar {card['quality_bar']:.2f}" if card["quality_bar"] is not None else ", no quality bar"
+    replies: list[Reply] = [Text(f"**Report card for {card['project']}**: the interview recommended **{picked}**{bar}.")]
+    rows = []
+    for r in card["variants"]:
+        arena = r["arena"]
+        rows.append((
+            r["variant"], interval(r["heldout"].get(card["metric"])) if card["metric"] else "not measured",
+            (f"{arena['rating']:.0f} ({arena['rating_ci'][0]:.0f}-{arena['rating_ci'][1]:.0f})" if arena else "no votes"),
+            (f"{arena['win_rate']:.0%} of {arena['battles']}" if arena else "-"),
+            f"{r['latency_p50_ms']:.0f}/{r['latency_p95_ms']:.0f}" if r["latency_p50_ms"] is not None else "-",
+            f"${r['cost_per_1k_usd']:.4f}" if r["cost_per_1k_usd"] is not None else "-",
+            (f"{r['forgetting']['relative_change']:+.0%}" + (" ⚠" if r["forgetting"]["flagged"] else "")
+             if r["forgetting"] else "-"),
+        ))
+    metric = (card["metric"] or "held-out").replace("_", " ")
+    replies.append(Table(("variant", f"{metric} (95% CI)", "rating (95% CI)", "win rate", "latency p50/p95 ms",
+                          "cost / 1k requests", "forgetting"), tuple(rows), title="Measured"))
+    name, tone = VERDICTS[card["verdict"]]
+    replies.append(Text(f"**{name}**: {card['rule']}.", tone=tone))
+    if card.get("chart"):
+        replies.append(Image(Path(card["chart"]), f"chart of {metric} and arena rating per variant"))
+    return replies
+
+
 # -- commands --------------------------------------------------------------------------------
+
+
+def report_command(ctx: Context) -> list[Reply]:
+    from bot.arena.report import chart_path, plot, report
+
+    project = ctx.require_project()
+    card = report(ctx.settings, ctx.store, project)
+    card["chart"] = str(plot(card, chart_path(ctx.settings.home, project)))
+    replies = report_replies(card)
+    steps = {"the interview": ("Start the interview", "interview"),
+             "a held-out evaluation": ("How to evaluate on a held-out set", "help eval"),
+             "a quality bar": ("Answer the interview", "interview")}
+    buttons = [ctx.command_button(*steps[key]) for key in steps if any(m.startswith(key) for m in card["missing"])]
+    if card["verdict"] == "not_yet" and not buttons:
+        buttons.append(ctx.command_button("How to compare answers", "help compare"))
+    if buttons:
+        replies.append(Choices("Next:", tuple(buttons)))
+    return replies
+
 
 
 def compare_command(ctx: Context) -> list[Reply]:

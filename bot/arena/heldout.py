@@ -184,8 +184,9 @@ def score(answers: list[Any], items: list[dict[str, str]], schema: dict | None) 
     n = len(items)
     valid, compliant = zip(*(json_checks(a.text, schema) for a in answers), strict=True)
     latencies = [a.latency_ms for a in answers]
-    fields = [field_accuracy(a.text, it["reference"]) for a, it in zip(answers, items, strict=True)]
-    fields = [f for f in fields if f is not None]
+    per_field = [field_accuracy(a.text, it["reference"]) for a, it in zip(answers, items, strict=True)]
+    fields = [f for f in per_field if f is not None]
+    exact = [exact_match(a.text, it["reference"]) for a, it in zip(answers, items, strict=True)]
     return {
         "exact_match": round(sum(exact_match(a.text, it["reference"]) for a, it in zip(answers, items, strict=True)) / n, 4),
         "token_f1": round(sum(token_f1(a.text, it["reference"]) for a, it in zip(answers, items, strict=True)) / n, 4),
@@ -197,6 +198,9 @@ def score(answers: list[Any], items: list[dict[str, str]], schema: dict | None) 
         "latency_p50_ms": round(_percentile(latencies, 0.5), 1),
         "latency_p95_ms": round(_percentile(latencies, 0.95), 1),
         "output_tokens": round(sum(a.completion_tokens for a in answers) / n, 1),
+        # each item's scores in item order, for paired bootstrap intervals (the report card, the gate)
+        "per_item": {"exact_match": [float(e) for e in exact], "field_accuracy": per_field,
+                     "schema_compliant": [float(c) for c in compliant] if schema else None},
     }
 
 
