@@ -39,6 +39,8 @@ def install(engine: Engine) -> None:
                                "Held-out evaluation of the variants", "Arena", eval_command))
     engine.add_command(Command("report", "report", "The report card: each rung measured, and the verdict", "Arena",
                                report_command))
+    engine.add_command(Command("promote", "promote VARIANT | promote --rollback",
+                               "Make a variant the default answer, if the gate passes", "Arena", promote_command))
     engine.add_action("arena.vote", _vote)
 
 
@@ -165,7 +167,47 @@ def report_replies(card: dict[str, Any]) -> list[Reply]:
     return replies
 
 
+def promotion_replies(result: dict[str, Any]) -> list[Reply]:
+    """Return a promotion's outcome: the checks with their figures, and what the default is now."""
+    if result["outcome"] == "rollback":
+        return [Text(f"Rolled back: the default answer is **{result['default']}** again (it was "
+                     f"{result['previous']}).", tone="success")]
+    rows = tuple(("pass" if c["passed"] else "FAIL", c["name"], c["figure"]) for c in result["checks"])
+    replies: list[Reply] = [Table(("", "check", "figure"), rows, title=f"Promotion gate: {result['variant']} over "
+                                                                      f"{result['current']}")] if rows else []
+    if result["outcome"] == "refused":
+        names = ", ".join(c["name"] for c in result["failed"])
+        replies.append(Text(f"Refused: {result['variant']} failed {len(result['failed'])} check(s) ({names}); the "
+                            f"default stays **{result['current']}**.", tone="error"))
+    else:
+        forced = " (forced past the failed checks; recorded as such)" if result["outcome"] == "forced" else ""
+        replies.append(Text(f"Promoted: **{result['variant']}** is the default answer now{forced}; "
+                            "`promote --rollback` restores the one before.", tone="success"))
+    return replies
+
+
 # -- commands --------------------------------------------------------------------------------
+
+
+def promote_command(ctx: Context) -> list[Reply]:
+    from bot.arena import promotion
+
+    project = ctx.require_project()
+    words = ctx.argv()
+    if words == ["--rollback"]:
+        return promotion_replies(promotion.rollback(ctx.store, project, ctx.user))
+    force = "--force" in words
+    words = [w for w in words if w != "--force"]
+    if len(words) != 1:
+        raise LadderError("name one variant to promote, like `promote lora:NAME`, or `promote --rollback`")
+    if force:
+        from bot.training.jobs import is_trainer
+
+        if not is_trainer(ctx.settings, ctx.user, ctx.turn.platform):
+            raise LadderError("only trainers may force a promotion past failed checks (LADDER_TRAINERS); "
+                              "promote without --force to run the gate")
+    return promotion_replies(promotion.promote(ctx.settings, ctx.store, project, words[0], ctx.user, force))
+
 
 
 def report_command(ctx: Context) -> list[Reply]:

@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description='Email addresses or domains the dataset doctor does not count as personal data (JSON list), e.g. '
         '["support@acme.com", "acme.com"] for the company\'s own support address.',
     )
+    promotion_min_battles: int = Field(
+        20, ge=0,
+        description="Blind battles a variant needs against the current default before `promote` lets it replace "
+        "it (its win-rate interval must also lie above 50%); 0 turns the arena check off, as does a project "
+        "with no votes at all. More battles: surer promotions, slower to earn.",
+    )
     gpu_prices: dict[str, float] = Field(
         default_factory=dict,
         description='JSON map of GPU name to USD per hour overriding the estimate table, e.g. {"A100-80GB": 1.6}.',

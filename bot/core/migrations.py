@@ -430,6 +430,16 @@ def m018_assistant_threads(db: sqlite_utils.Database) -> None:
     db["assistant_threads"].create({"place": str, "user": str, "title": str, "started_at": str}, pk="place")
 
 
+@migration
+def m019_promotions(db: sqlite_utils.Database) -> None:
+    """Each promotion of a variant to the project's default answer, refusal, forced promotion
+    and rollback: who, when, from what, and the gate's figures and failed checks."""
+    db["promotions"].create({"id": int, "project_id": int, "variant": str, "previous": str, "outcome": str,
+                             "checks": str, "failed": str, "by": str, "at": str}, pk="id",
+                            foreign_keys=[("project_id", "projects", "id")])
+    db.execute("CREATE INDEX promotions_project ON promotions (project_id, id)")
+
+
 def now() -> str:
     """Return the current UTC time as an ISO-8601 string, the store's timestamp format."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

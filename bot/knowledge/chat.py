@@ -129,7 +129,7 @@ def _answer(ctx: Context, project: dict[str, Any], question: str, key: str, load
     feedback: tuple = ()
     if result["answer"]:  # kept, so its thumbs up or down is stored against it
         answer_id = record_answer(ctx.store, project, ctx.turn.place, question, result["answer"], result["sources"],
-                                  "rag", ctx.user)
+                                  result.get("variant") or "rag", ctx.user)
         feedback = tuple(ctx.button(LABELS[rating], "answer.feedback", {"answer": answer_id, "rating": rating})
                          for rating in ("up", "down"))
     # The answer first: the lines' edits may wait their turn (one a second) and must not hold it.
@@ -153,25 +153,31 @@ def answer_question(settings, store, project: dict[str, Any], question: str, k: 
     `stop` being set ends it (Stopped)."""
     from functools import partial
 
+    from bot.arena.battles import adapter_of
+    from bot.arena.promotion import default_variant
     from rag.answer import GENERATION, answer
     from rag.index import KnowledgeBase
 
     kb = KnowledgeBase(settings, store)
     hits = kb.retrieve(project, question, k=k)
     embed, relevant = kb.embedder.function, kb.embedder.relevant
+    adapter = adapter_of(default_variant(store, project))  # a promoted adapter writes the answers
+    model = f"{project['name']}/{adapter}" if adapter else None
+    variant = f"lora+rag:{adapter}" if adapter else "rag"
     try:
-        client = client_for(settings, store, base_model_for(settings, store, project))
+        client = client_for(settings, store, base_model_for(settings, store, project, [variant] if adapter else None))
     except LadderError as exc:
         result = answer(question, hits, None, embed)
         result["note"] = f"{exc.message}. Here are the most relevant passages instead."
-        return result
+        return {**result, "variant": None}
     if on_draft is None:
-        return answer(question, hits, partial(client.chat, **GENERATION), embed, relevant)
+        return {**answer(question, hits, partial(client.chat, model=model, **GENERATION), embed, relevant),
+                "variant": variant}
 
     def generate(messages: list[dict[str, str]]) -> str:
-        return client.complete_streamed(messages, on_text=on_draft, stop=stop, **GENERATION).text
+        return client.complete_streamed(messages, model, on_text=on_draft, stop=stop, **GENERATION).text
 
-    return answer(question, hits, generate, embed, relevant)
+    return {**answer(question, hits, generate, embed, relevant), "variant": variant}
 
 
 def answer_replies(result: dict[str, Any], stream_key: str | None = None, feedback: tuple = ()) -> list[Reply]:
