@@ -274,6 +274,9 @@ def plot(card: dict[str, Any], path: Path) -> Path:
         errors[0].append(value - figure["ci_low"] if figure and figure["ci_low"] is not None else 0.0)
         errors[1].append(figure["ci_high"] - value if figure and figure["ci_high"] is not None else 0.0)
     left.bar(range(len(rows)), values, yerr=errors, capsize=4, color="#4C72B0")
+    for i, r in enumerate(rows):  # a variant with no figure says so, rather than showing a bar of 0
+        if not (metric and r["heldout"].get(metric)):
+            left.text(i, 0.04, "not measured", ha="center", fontsize=7, rotation=90, color="#555555")
     if card["quality_bar"] is not None:
         left.axhline(card["quality_bar"], color="#C44E52", linestyle="--", label=f"quality bar {card['quality_bar']:.2f}")
         left.legend(fontsize=7, loc="upper left")
