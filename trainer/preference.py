@@ -10,7 +10,8 @@ may move. Save: the adapter, and `ladder.json` with the resolved config and the 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,9 +33,30 @@ class PreferenceConfig:
     beta: float = field(default=0.1, metadata={"help": "How far from the parent the policy may move: lower moves further."})
     max_length: int = field(default=512, metadata={"help": "Tokens of prompt plus answer kept per pair; longer costs memory."})
     seed: int = field(default=0, metadata={"help": "Seed for shuffling and initialisation."})
+    pairs_file: str | None = field(default=None, metadata={"help": "JSONL of {prompt, chosen, rejected} (a queued job's pairs)."})
+    min_pairs: int = field(default=MIN_PAIRS, metadata={"help": "Fewest distinct-prompt pairs the round accepts; fewer teach noise."})
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PreferenceConfig":
+        """Return the config a queued job saved (its `method: dpo` key aside); raise LadderError
+        naming a setting that is unknown, missing or of the wrong type."""
+        known = {f.name: f for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k != "method"}
+        for key in values:
+            if key not in known:
+                raise LadderError(f"preference setting {key!r} is unknown; the settings are {', '.join(known)}")
+        for name, spec in known.items():
+            if name not in values:
+                if spec.default is MISSING:
+                    raise LadderError(f"preference setting {name!r} is missing ({spec.metadata['help']})")
+                continue
+            value, kind = values[name], {"int": int, "float": (int, float), "str": str}[str(spec.type).split(" ")[0]]
+            if not ((value is None and "None" in str(spec.type)) or (isinstance(value, kind) and not isinstance(value, bool))):
+                raise LadderError(f"preference setting {name!r} is invalid: {value!r} ({spec.metadata['help']})")
+        return cls(**values)
 
 
 def check_pairs(rows: list[dict[str, Any]], minimum: int = MIN_PAIRS) -> list[dict[str, str]]:
@@ -52,51 +74,89 @@ def check_pairs(rows: list[dict[str, Any]], minimum: int = MIN_PAIRS) -> list[di
     for row in rows:
         if row["prompt"] not in seen:
             seen.add(row["prompt"])
-            pairs.append({"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]})
+            pair = {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+            if row.get("messages"):  # the conversation the answers followed (system prompt, few-shot turns)
+                pair["messages"] = row["messages"]
+            pairs.append(pair)
     if len(pairs) < minimum:
         raise LadderError(f"only {len(pairs)} preference pair(s) with distinct prompts; a preference round needs at "
                           f"least {minimum}: collect more blind votes (`compare`), ties and 'both bad' do not count")
     return pairs
 
 
+def read_pairs(path: str | Path) -> list[dict[str, Any]]:
+    """Return the rows of a JSONL pairs file; raise LadderError for a missing file or a bad line."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        raise LadderError(f"the preference pairs file {path} is gone; queue the round again (`train --from-votes`)") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise LadderError(f"line {number} of {path} is not JSON; export the votes again") from None
+    return rows
+
+
+def run_job(data: dict[str, Any], on_event: Callable[[dict], None]) -> dict[str, Any]:
+    """Run the round a queued job describes (`python -m trainer.run` with `method: dpo`)."""
+    config = PreferenceConfig.from_dict(data)
+    if not config.pairs_file:
+        raise LadderError("a queued preference round needs its pairs_file; queue it with `train --from-votes`")
+    return run_preference(config, read_pairs(config.pairs_file), on_event, config.min_pairs)
+
+
 def run_preference(config: PreferenceConfig, rows: list[dict[str, Any]], on_event: Callable[[dict], None],
                    minimum: int = MIN_PAIRS) -> dict[str, Any]:
     """Train a DPO round on `rows` ({prompt, chosen, rejected}) and return its summary (also
-    written to `output_dir/ladder.json`). Raises LadderError for bad pairs or folders."""
+    written to `output_dir/ladder.json`). Its events are the SFT recipe's (start, progress with
+    step/total/loss, done with the metrics), so a worker follows it like any job. Raises
+    LadderError for bad pairs or folders."""
     import torch
     from datasets import Dataset
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
     from trl import DPOConfig, DPOTrainer
 
+    from trainer.hub import resolve_base_model
+    from trainer.recipe import plot_losses
+
     # ---- setup -------------------------------------------------------------------------------
     pairs = check_pairs(rows, minimum)
     on_event({"event": "config", "config": config.to_json_dict(), "pairs": len(pairs)})
-    for folder, what in ((config.base_model, "base model"), (config.parent_adapter, "parent adapter")):
-        if not Path(folder).is_dir():
-            raise LadderError(f"the {what} folder {folder} does not exist; train or pull it first")
+    if not Path(config.parent_adapter).is_dir():
+        raise LadderError(f"the parent adapter folder {config.parent_adapter} does not exist; train it first")
+    model_dir, revision = resolve_base_model(config.base_model)
     set_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(config.base_model, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    base = AutoModelForCausalLM.from_pretrained(config.base_model, local_files_only=True, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
     policy = PeftModel.from_pretrained(base, config.parent_adapter, is_trainable=True)
     reference = PeftModel.from_pretrained(
-        AutoModelForCausalLM.from_pretrained(config.base_model, local_files_only=True, dtype=torch.float32),
+        AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32),
         config.parent_adapter).merge_and_unload().eval()
-    data = Dataset.from_list([{"prompt": [{"role": "user", "content": p["prompt"]}],
+    data = Dataset.from_list([{"prompt": p.get("messages") or [{"role": "user", "content": p["prompt"]}],
                                "chosen": [{"role": "assistant", "content": p["chosen"]}],
                                "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs])
 
     # ---- train -------------------------------------------------------------------------------
     out = Path(config.output_dir)
-    losses: list[float] = []
+    losses: list[list[float]] = []  # [step, loss]
+    accuracies: list[float] = []
 
     class Report(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            on_event({"event": "start", "step": 0, "total": state.max_steps})
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
-                losses.append(float(logs["loss"]))
-                on_event({"event": "step", "step": state.global_step, "max_steps": state.max_steps,
+                losses.append([state.global_step, round(float(logs["loss"]), 5)])
+                if logs.get("rewards/accuracies") is not None:
+                    accuracies.append(float(logs["rewards/accuracies"]))
+                on_event({"event": "progress", "step": state.global_step, "total": state.max_steps,
                           "loss": float(logs["loss"]), "accuracy": logs.get("rewards/accuracies")})
 
     args = DPOConfig(output_dir=str(out / "checkpoints"), max_steps=config.max_steps,
@@ -105,15 +165,22 @@ def run_preference(config: PreferenceConfig, rows: list[dict[str, Any]], on_even
                      report_to=[], seed=config.seed, use_cpu=not torch.cuda.is_available(), disable_tqdm=True)
     trainer = DPOTrainer(model=policy, ref_model=reference, args=args, train_dataset=data,
                          processing_class=tokenizer, callbacks=[Report()])
+    started = time.time()
     trainer.train()
+    seconds = time.time() - started
 
     # ---- save --------------------------------------------------------------------------------
     adapter = out / "adapter"
     policy.save_pretrained(adapter)
-    summary = {"adapter": str(adapter), "config": config.to_json_dict(), "pairs": len(pairs),
-               "metrics": {"first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
-                           "steps": len(losses)},
+    metrics = {"train_loss": losses, "val_loss": [], "first_train_loss": losses[0][1] if losses else None,
+               "final_train_loss": losses[-1][1] if losses else None, "steps": len(losses),
+               "train_runtime_s": round(seconds, 1),
+               # the share of pairs in the last steps whose chosen answer the policy now prefers
+               "reward_accuracy": round(sum(accuracies[-5:]) / len(accuracies[-5:]), 4) if accuracies else None}
+    summary = {"adapter": str(adapter), "config": config.to_json_dict(), "pairs": len(pairs), "metrics": metrics,
+               "base_model": {"id": config.base_model, "path": str(model_dir), "revision": revision},
                "kind": "dpo", "parent_adapter": config.parent_adapter}
-    (out / "ladder.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    on_event({"event": "done", "summary": summary})
+    (out / "ladder.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+    plot_losses(metrics, out / "loss.png", title=f"DPO round on {Path(config.base_model).name}")
+    on_event({"event": "done", "metrics": metrics, "adapter": str(adapter)})
     return summary

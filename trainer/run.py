@@ -49,8 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     # Under torchrun (several GPUs) every process trains; only the first reports.
     report = emit if int(os.environ.get("RANK", "0")) == 0 else (lambda event: None)
     try:
-        config = load_config(json.loads(Path(args[0]).read_text()))
-        run(config, report)
+        data = json.loads(Path(args[0]).read_text())
+        if data.get("method") == "dpo":  # a preference round on the team's votes
+            from trainer.preference import run_job
+
+            run_job(data, report)
+        else:
+            run(load_config(data), report)
     except OutOfMemory as exc:
         report({"event": "failed", "kind": "oom", "message": exc.message})
         return OOM_EXIT_CODE

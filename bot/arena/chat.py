@@ -160,6 +160,16 @@ def report_replies(card: dict[str, Any]) -> list[Reply]:
     metric = (card["metric"] or "held-out").replace("_", " ")
     replies.append(Table(("variant", f"{metric} (95% CI)", "rating (95% CI)", "win rate", "latency p50/p95 ms",
                           "cost / 1k requests", "forgetting"), tuple(rows), title="Measured"))
+    rounds = [r for r in card["variants"] if r.get("vs_parent")]
+    if rounds:
+        lines = []
+        for r in rounds:
+            h = r["vs_parent"]
+            record = (f"won {h['wins']}, lost {h['losses']}, tied {h['ties']} of {h['battles']} blind battle(s), win "
+                      f"rate {h['win_rate']:.0%} (95% CI {h['win_rate_ci'][0]:.0%}-{h['win_rate_ci'][1]:.0%})"
+                      if h["battles"] else "no voted battles yet: `compare " + f"{r['variant']},{r['parent']} PROMPT`")
+            lines.append(f"- {r['variant']} (trained on the votes) against its parent {r['parent']}: {record}")
+        replies.append(Text("**Preference rounds**\n\n" + "\n".join(lines)))
     name, tone = VERDICTS[card["verdict"]]
     replies.append(Text(f"**{name}**: {card['rule']}.", tone=tone))
     if card.get("chart"):
@@ -223,6 +233,10 @@ def report_command(ctx: Context) -> list[Reply]:
     buttons = [ctx.command_button(*steps[key]) for key in steps if any(m.startswith(key) for m in card["missing"])]
     if card["verdict"] == "not_yet" and not buttons:
         buttons.append(ctx.command_button("How to compare answers", "help compare"))
+    if card["chosen"] and card["chosen"] != card["default"]:  # the gate still decides
+        buttons.insert(0, ctx.command_button(f"Promote {card['chosen']}", f"promote {card['chosen']}"))
+    if card["preference_pairs"] >= card["preference_min_pairs"] and ctx.store.adapters(project["id"]):
+        buttons.append(ctx.command_button(f"Train on the votes ({card['preference_pairs']} pairs)", "train --from-votes"))
     if buttons:
         replies.append(Choices("Next:", tuple(buttons)))
     return replies

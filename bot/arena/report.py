@@ -21,6 +21,7 @@ first (prompting = `base`, RAG = `rag`, fine-tuning = the best `lora:*`, both = 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ def report(settings: Settings, store: Store, project: dict[str, Any]) -> dict[st
     board = _arena(store, project, results)
     price = interview["gpu_price_per_hour"]
     names = _variants(store, project, measured)
+    parents = _parents(store, project)
     key = next((headline_metric(measured[v]) for v in names if v in measured and headline_metric(measured[v])), None)
     variants = []
     for name in names:
@@ -112,17 +114,26 @@ def report(settings: Settings, store: Store, project: dict[str, Any]) -> dict[st
             row.update(heldout={}, items=0, latency_p50_ms=None, latency_p95_ms=None, output_tokens=None,
                        cost_per_1k_usd=None)
         row["arena"] = board.get(name)
+        parent = parents.get(name.split(":", 1)[1]) if ":" in name else None
+        row["parent"] = f"{name.split(':', 1)[0]}:{parent}" if parent else None  # a preference round's starting point
+        row["vs_parent"] = head_to_head(results, name, row["parent"]) if parent else None
         row["weights_mb"] = _weights_mb(settings, store, project, name)
         check = forgetting.get(f"lora:{name.split(':', 1)[1]}") if ":" in name else None  # the adapter's own check
         row["forgetting"] = ({"relative_change": check["relative_change"], "flagged": check["flagged"]}
                              if check else None)
         variants.append(row)
-    verdict, rule, missing = _verdict(interview, variants, key, evaluation is not None)
+    verdict, rule, missing, chosen = _verdict(interview, variants, key, evaluation is not None)
+    from bot.arena.promotion import default_variant
+    from bot.training.votes import usable_pairs
+
+    pairs, _ = usable_pairs(store, project)
     return {"project": project["name"], "recommended": interview["recommended"], "facts": interview["facts"],
             "quality_bar": interview["quality_bar"], "metric": key[0] if key else None,
             "evaluation": ({"id": evaluation["id"], "items": evaluation["result"]["items"],
                             "created_at": evaluation["created_at"]} if evaluation else None),
-            "battles": len(battles), "variants": variants, "verdict": verdict, "rule": rule, "missing": missing}
+            "battles": len(battles), "variants": variants, "verdict": verdict, "rule": rule, "missing": missing,
+            "chosen": chosen, "default": default_variant(store, project),
+            "preference_pairs": len(pairs), "preference_min_pairs": settings.preference_min_pairs}
 
 
 def _interview(settings: Settings, store: Store, project: dict[str, Any]) -> dict[str, Any]:
@@ -165,6 +176,36 @@ def _arena(store: Store, project: dict[str, Any], results: list[tuple[str, str, 
     return board
 
 
+def head_to_head(results: list[tuple[str, str, float]], variant: str, other: str) -> dict[str, Any]:
+    """Return `variant`'s record in the voted battles against `other`: wins, losses and ties (a
+    battle's score, the mean of its votes, above, below or at one half), and the win rate
+    (ties half) with its Wilson interval."""
+    scores = [s if a == variant else 1 - s for a, b, s in results if {a, b} == {variant, other}]
+    wins, losses = sum(1 for s in scores if s > 0.5), sum(1 for s in scores if s < 0.5)
+    ties = len(scores) - wins - losses
+    ci = wilson(wins + ties / 2, len(scores))
+    return {"against": other, "battles": len(scores), "wins": wins, "losses": losses, "ties": ties,
+            "win_rate": round((wins + ties / 2) / len(scores), 4) if scores else None,
+            "win_rate_ci": list(ci) if ci else None}
+
+
+def _parents(store: Store, project: dict[str, Any]) -> dict[str, str]:
+    """Map each adapter trained as a preference round to the adapter it started from (by the
+    parent folder its ladder.json names)."""
+    adapters = store.adapters(project["id"])
+    by_path = {str(Path(a["path"]).resolve()): a["name"] for a in adapters}
+    parents = {}
+    for adapter in adapters:
+        summary = Path(adapter["path"]).parent / "ladder.json"
+        try:
+            parent = json.loads(summary.read_text()).get("parent_adapter") if adapter["method"] == "dpo" else None
+        except (OSError, ValueError):
+            parent = None
+        if parent and str(Path(parent).resolve()) in by_path:
+            parents[adapter["name"]] = by_path[str(Path(parent).resolve())]
+    return parents
+
+
 def _variants(store: Store, project: dict[str, Any], measured: dict[str, Any]) -> list[str]:
     """Every variant the project has or measured, cheapest rung first."""
     from bot.arena.battles import available_variants
@@ -185,8 +226,9 @@ def _weights_mb(settings: Settings, store: Store, project: dict[str, Any], varia
 
 
 def _verdict(interview: dict[str, Any], variants: list[dict[str, Any]], key: tuple[str, str] | None,
-             evaluated: bool) -> tuple[str, str, list[str]]:
-    """Return (verdict, the rule that decided it, what is missing for a verdict)."""
+             evaluated: bool) -> tuple[str, str, list[str], str | None]:
+    """Return (verdict, the rule that decided it, what is missing for a verdict, the variant the
+    verdict picks: the best of the cheapest rung that clears the bar, None while not yet)."""
     recommended, bar = interview["recommended"], interview["quality_bar"]
     missing = []
     if recommended is None:
@@ -196,7 +238,7 @@ def _verdict(interview: dict[str, Any], variants: list[dict[str, Any]], key: tup
     if bar is None:
         missing.append("a quality bar: answer the interview's quality_bar question")
     if missing:
-        return "not_yet", "a verdict needs " + ", ".join(m.split(":")[0] for m in missing), missing
+        return "not_yet", "a verdict needs " + ", ".join(m.split(":")[0] for m in missing), missing, None
     metric, label = key
     best: dict[str, dict[str, Any]] = {}  # rung -> its best measured variant
     for row in variants:
@@ -207,7 +249,7 @@ def _verdict(interview: dict[str, Any], variants: list[dict[str, Any]], key: tup
             best[row["rung"]] = row
     if recommended not in best:
         need = f"a held-out evaluation of the recommended rung ({RUNG_NAMES[recommended]})"
-        return "not_yet", f"{need} is missing", [need]
+        return "not_yet", f"{need} is missing", [need], None
 
     def state(row: dict[str, Any]) -> str:
         figure = row["heldout"][metric]
@@ -227,18 +269,18 @@ def _verdict(interview: dict[str, Any], variants: list[dict[str, Any]], key: tup
         verdict = state(row)
         if verdict == "undecided":
             need = f"more held-out items: {describe(row)} straddles the bar {bar:.2f}"
-            return "not_yet", f"{RUNG_NAMES[rung]} may clear the bar {bar:.2f} or not ({describe(row)})", [need]
+            return "not_yet", f"{RUNG_NAMES[rung]} may clear the bar {bar:.2f} or not ({describe(row)})", [need], None
         if verdict == "clears":
             if rung == recommended:
                 return "confirmed", (f"{RUNG_NAMES[rung]}, as recommended, is the cheapest rung that clears the bar "
-                                     f"{bar:.2f}: {describe(row)}"), []
+                                     f"{bar:.2f}: {describe(row)}"), [], row["variant"]
             cheaper = RUNG_ORDER.index(rung) < RUNG_ORDER.index(recommended)
             why = (f"a cheaper rung than the recommended {RUNG_NAMES[recommended]} clears the bar {bar:.2f}"
                    if cheaper else f"the recommended {RUNG_NAMES[recommended]} misses the bar {bar:.2f}")
             saving = _saving(best[recommended], row) if cheaper else ""
-            return "revised", f"{why}: {RUNG_NAMES[rung]} does ({describe(row)}){saving}", []
+            return "revised", f"{why}: {RUNG_NAMES[rung]} does ({describe(row)}){saving}", [], row["variant"]
     need = f"a variant that clears the bar {bar:.2f} (the best: {describe(max(best.values(), key=lambda r: r['heldout'][metric]['value']))})"
-    return "not_yet", f"no rung clears the bar {bar:.2f} yet", [need]
+    return "not_yet", f"no rung clears the bar {bar:.2f} yet", [need], None
 
 
 def _saving(recommended: dict[str, Any], chosen: dict[str, Any]) -> str:

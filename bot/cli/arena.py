@@ -149,12 +149,10 @@ def export_preferences(
     """Write the team's votes as DPO preference data: JSONL of {prompt, chosen, rejected}. Blind
     battles give a pair each (`source: battle`); so do two answers to one question, one rated
     up and one down in chat (`source: feedback`)."""
-    from bot.arena.battles import Arena, preferences
-    from bot.knowledge.feedback import feedback_pairs
+    from bot.training.votes import preference_rows
 
     settings, store, _ = services()
-    row = store.require_project(project)
-    rows = preferences(Arena(None, store, None).battles(row)) + feedback_pairs(store, row)
+    rows = preference_rows(store, store.require_project(project))
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if out:
         out.write_text(lines, encoding="utf-8")

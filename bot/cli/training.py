@@ -70,7 +70,11 @@ def data_check(
 @app.command()
 def train(
     project: ProjectOpt,
-    data: Annotated[Path, typer.Option("--data", help="Training dataset file.")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Training dataset file (or --from-votes).")] = None,
+    from_votes: Annotated[bool, typer.Option("--from-votes", help="Train a preference round (DPO) on the project's "
+                                             "blind votes, from its default adapter (or --adapter).")] = False,
+    adapter: Annotated[Optional[str], typer.Option("--adapter", help="With --from-votes: the adapter to start from "
+                                                   "(default: the project's promoted one).")] = None,
     base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model: a catalogue name, a local "
                                                       "folder or a cached Hugging Face id (default LADDER_BASE_MODEL).")] = None,
     method: Annotated[TrainMethod, typer.Option("--method", help="lora, qlora or dora.")] = TrainMethod.lora,
@@ -88,11 +92,46 @@ def train(
     wait: Annotated[bool, typer.Option("--wait", help="Run the job inline and wait for it.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Validate a dataset, estimate the job and queue a LoRA/QLoRA/DoRA training job."""
-    from bot.training.jobs import enqueue, plan_job
-
+    """Validate a dataset, estimate the job and queue a LoRA/QLoRA/DoRA training job; with
+    --from-votes, queue a preference round (DPO) on the team's blind votes instead."""
     settings, store, _ = services()
     user = current_user(settings)
+    if from_votes:
+        if data is not None:
+            raise LadderError("--from-votes trains on the project's votes, not on --data; pass one of them")
+        if base_model is not None:
+            raise LadderError("a --from-votes round trains on its parent adapter's base model; drop --base-model")
+        job_id, plan = _queue_round(settings, store, project, user, adapter, name, max_steps, as_json)
+    else:
+        if data is None:
+            raise LadderError("name the training data with --data FILE, or train on the team's votes with --from-votes")
+        if adapter is not None:
+            raise LadderError("--adapter picks the starting point of a --from-votes round; drop it, or add --from-votes")
+        job_id, plan = _queue_sft(settings, store, project, user, data, base_model, method, max_steps, epochs, name,
+                                  max_length, batch_size, learning_rate, eval_steps, general_data, general_ratio,
+                                  gradient_checkpointing, columns, as_json)
+    _follow_queued(settings, store, job_id, plan, wait, as_json)
+
+
+def _queue_round(settings, store, project: str, user: str, adapter: str | None, name: str | None,
+                 max_steps: int | None, as_json: bool):
+    from bot.training.votes import describe_pairs, enqueue_round, plan_round
+
+    row = store.require_project(project)
+    plan = plan_round(settings, store, row, user, adapter, name, max_steps)
+    job_id = enqueue_round(store, plan, user)
+    if not as_json:
+        sources = describe_pairs(plan.report)
+        typer.echo(f"queued job {job_id}: {plan.name} (a DPO round from {plan.report['parent']} on "
+                   f"{plan.report['rows']} preference pairs: {sources})")
+    return job_id, plan
+
+
+def _queue_sft(settings, store, project, user, data, base_model, method, max_steps, epochs, name, max_length,
+               batch_size, learning_rate, eval_steps, general_data, general_ratio, gradient_checkpointing, columns,
+               as_json):
+    from bot.training.jobs import enqueue, plan_job
+
     with project_or_new(store, project, user) as row:  # a failed check leaves no new project behind
         overrides: dict[str, Any] = {"max_length": max_length, "gradient_checkpointing": gradient_checkpointing}
         for key, value in (("max_steps", max_steps), ("epochs", epochs), ("learning_rate", learning_rate),
@@ -108,6 +147,10 @@ def train(
     if not as_json:
         typer.echo(f"queued job {job_id}: {plan.name} ({method.value}, about {plan.estimate['memory_gb']:g} GB of "
                    f"{plan.estimate['available_gb']:g} GB on {plan.estimate['device']})")
+    return job_id, plan
+
+
+def _follow_queued(settings, store, job_id: int, plan, wait: bool, as_json: bool) -> None:
     if wait:
         job = _run_inline(settings, store, job_id, quiet=as_json)
         if as_json:

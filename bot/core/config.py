@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         description='Email addresses or domains the dataset doctor does not count as personal data (JSON list), e.g. '
         '["support@acme.com", "acme.com"] for the company\'s own support address.',
     )
+    preference_min_pairs: int = Field(
+        100, ge=1,
+        description="Fewest preference pairs (blind votes that prefer a side, each prompt once) `train --from-votes` "
+        "accepts. DPO needs a few hundred preferences to move a model; fewer than 100 mostly teach it noise.",
+    )
     promotion_min_battles: int = Field(
         20, ge=0,
         description="Blind battles a variant needs against the current default before `promote` lets it replace "

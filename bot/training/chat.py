@@ -21,7 +21,8 @@ from bot.training.replies import adapters_table, doctor_replies, fix_replies, jo
 from trainer.config import RecipeConfig
 
 METHODS = ("lora", "qlora", "dora")
-TRAIN_USAGE = "train [base=MODEL] [method=lora|qlora|dora] [steps=N] [epochs=N] [name=NAME] (attach a dataset)"
+TRAIN_USAGE = ("train [base=MODEL] [method=lora|qlora|dora] [steps=N] [epochs=N] [name=NAME] (attach a dataset) | "
+               "train --from-votes [adapter=NAME]")
 TRAIN_KEYS = {"base": "base_model", "base_model": "base_model", "method": "method", "steps": "max_steps",
               "max_steps": "max_steps", "epochs": "epochs", "name": "name", "max_length": "max_length",
               "batch": "batch_size", "batch_size": "batch_size", "lr": "learning_rate", "eval_steps": "eval_steps",
@@ -58,6 +59,8 @@ def _options(ctx: Context, tokens: list[str] | None = None) -> dict[str, str]:
 
 def train_command(ctx: Context) -> list[Reply]:
     project = ctx.require_project()
+    if "--from-votes" in ctx.argv():
+        return _from_votes(ctx, project, [w for w in ctx.argv() if w != "--from-votes"])
     if len(ctx.turn.files) != 1:
         raise LadderError("attach one dataset file (in the terminal: `train @data.jsonl`); JSONL or CSV")
     upload, options = ctx.turn.files[0], _options(ctx)
@@ -196,6 +199,42 @@ def _queue(ctx: Context, payload: dict[str, Any]) -> Iterator[Reply]:
     plan = jobs.plan_job(ctx.settings, ctx.store, project, Path(payload["data"]), payload["base_model"],
                          payload["method"], payload["name"], payload["overrides"], payload.get("columns"))
     job_id = jobs.enqueue(ctx.settings, ctx.store, plan, ctx.user, ctx.turn.place, ctx.turn.platform)
+    yield from _worker_note(ctx, job_id, f"Queued job {job_id}")
+
+
+VOTES_USAGE = "train --from-votes [adapter=NAME] [name=NAME] [steps=N]"
+
+
+def _from_votes(ctx: Context, project: dict[str, Any], words: list[str]) -> list[Reply]:
+    """Queue a preference round on the project's votes (checked at once: too few pairs, or no
+    adapter to start from, is refused before anything is queued)."""
+    from bot.training.votes import describe_pairs, enqueue_round, plan_round
+
+    _require_trainer(ctx)
+    if ctx.turn.files:
+        raise LadderError("a --from-votes round trains on the project's votes; send `train --from-votes` without a file")
+    options = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or key not in {"adapter", "name", "steps"} or not value:
+            raise LadderError(f"could not read {word!r}; use {VOTES_USAGE}")
+        options[key] = value
+    steps = options.get("steps")
+    if steps is not None and (not steps.isdigit() or int(steps) < 1):
+        raise LadderError(f"steps must be a whole number of at least 1, not {steps!r}")
+    plan = plan_round(ctx.settings, ctx.store, project, ctx.user, options.get("adapter"), options.get("name"),
+                      int(steps) if steps else None)
+    job_id = enqueue_round(ctx.store, plan, ctx.user, ctx.turn.place, ctx.turn.platform)
+    sources = describe_pairs(plan.report)
+    replies: list[Reply] = [Text(
+        f"**{plan.name}** is a preference round (DPO) from **{plan.report['parent']}** on {plan.report['rows']} pairs "
+        f"of the team's votes ({sources}). It enters the arena when it is done: compare it with its parent to see "
+        "whether the votes helped.")]
+    return replies + _worker_note(ctx, job_id, f"Queued job {job_id}")
+
+
+def _worker_note(ctx: Context, job_id: int, lead: str) -> list[Reply]:
+    """Say who runs a queued job, and start this chat's worker when none is alive and it may."""
     worker = jobs.live_worker(ctx.store)
     if worker is not None:
         where = f"worker {worker['pid']} on {worker['host']} runs it"
@@ -203,10 +242,11 @@ def _queue(ctx: Context, payload: dict[str, Any]) -> Iterator[Reply]:
         where = "no `ladder worker` is running, so this chat runs it while it stays open"
     else:
         where = "no worker is running now, and it starts when one does (`ladder worker`, or your deployment's training job)"
-    yield Text(f"Queued job {job_id}: {where}. Its progress shows here, edited in place.")
-    yield progress_reply(ctx.store.job(job_id))  # "queued", before a worker here can claim it
+    replies: list[Reply] = [Text(f"{lead}: {where}. Its progress shows here, edited in place."),
+                            progress_reply(ctx.store.job(job_id))]  # "queued", before a worker here can claim it
     if worker is None and ctx.settings.worker_in_chat:
         jobs.run_in_background(ctx.settings, ctx.store)
+    return replies
 
 
 def _require_trainer(ctx: Context) -> None:

@@ -137,7 +137,12 @@ def outcome_replies(store, job: dict[str, Any]) -> list[Reply]:
         plot = Path(job["output_dir"]) / "loss.png"
         if plot.exists():
             replies.append(Image(plot, f"loss curve of {job['name']}"))
-        compare = store.create_action("command", {"text": f"compare lora:{job['name']}"}, job["project_id"])
+        against = ""
+        if job["method"] == "dpo":  # a preference round: compare it with the adapter it started from
+            parent = next((a["name"] for a in store.adapters(job["project_id"])
+                           if a["path"] == (job.get("config") or {}).get("parent_adapter")), None)
+            against = f",lora:{parent}" if parent else ""
+        compare = store.create_action("command", {"text": f"compare lora:{job['name']}{against}"}, job["project_id"])
         replies.append(Choices("Next:", (Choice(compare, "Compare it in the arena", "primary"),)))
     elif job["status"] == "failed":
         replies.append(Text(f"Job {job['id']} failed: {job['error']}", tone="error"))

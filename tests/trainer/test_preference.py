@@ -46,6 +46,24 @@ def test_pairs_are_checked_before_any_model_loads():
         check_pairs([{"prompt": "", "chosen": "x", "rejected": "y"}])
 
 
+def test_a_queued_round_reads_its_config_and_says_what_is_wrong(tmp_path):
+    from trainer.preference import PreferenceConfig, run_job
+
+    good = {"method": "dpo", "base_model": "m", "parent_adapter": "p", "output_dir": str(tmp_path), "max_steps": 3}
+    assert PreferenceConfig.from_dict(good).max_steps == 3
+    with pytest.raises(LadderError, match="'beta' is invalid: 'high'"):
+        PreferenceConfig.from_dict({**good, "beta": "high"})
+    with pytest.raises(LadderError, match="'lora_r' is unknown"):
+        PreferenceConfig.from_dict({**good, "lora_r": 8})
+    with pytest.raises(LadderError, match="'parent_adapter' is missing"):
+        PreferenceConfig.from_dict({k: v for k, v in good.items() if k != "parent_adapter"})
+    with pytest.raises(LadderError, match="pairs file .* is gone"):
+        run_job({**good, "pairs_file": str(tmp_path / "gone.jsonl")}, lambda e: None)
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "a"}\nnot json\n')
+    with pytest.raises(LadderError, match="line 2 of .* is not JSON"):
+        run_job({**good, "pairs_file": str(tmp_path / "bad.jsonl")}, lambda e: None)
+
+
 def test_a_dpo_round_on_scripted_votes_moves_the_adapter_towards_the_chosen_answers(tiny_model_dir, tmp_path):
     from trainer.config import RecipeConfig
     from trainer.recipe import run
@@ -59,7 +77,8 @@ def test_a_dpo_round_on_scripted_votes_moves_the_adapter_towards_the_chosen_answ
     summary = run_preference(PreferenceConfig(base_model=str(tiny_model_dir), parent_adapter=parent,
                                               output_dir=str(tmp_path / "round"), max_steps=6, batch_size=4,
                                               learning_rate=1e-3), votes, events.append, minimum=10)
-    losses = [e["loss"] for e in events if e["event"] == "step"]
+    losses = [e["loss"] for e in events if e["event"] == "progress"]
+    assert events[1] == {"event": "start", "step": 0, "total": 6} and events[-1]["event"] == "done"
     assert losses[0] == pytest.approx(math.log(2), abs=0.01)  # the policy starts as its reference
     assert losses[-1] < losses[0] - 0.1 and summary["metrics"]["steps"] == 6
     saved = json.loads((tmp_path / "round" / "ladder.json").read_text())
