@@ -298,6 +298,11 @@ class Arena:
         pair = rng.sample(pool, 2)  # random pair in random order: position says nothing
         sided = None if on_draft is None else (lambda i, text: on_draft("ab"[i], text))
         a, b = self.answer(project, pair, prompt, on_draft=sided, stop=stop)
+        return self.record(project, prompt, a, b, user, place)
+
+    def record(self, project: dict[str, Any], prompt: str, a: "VariantAnswer", b: "VariantAnswer", user: str,
+               place: str | None = None) -> dict[str, Any]:
+        """Store a blind battle of two answers to `prompt` (a shown as A, b as B) and return it."""
         battle_id = "b" + secrets.token_hex(6)
         registered = {row["name"]: row["id"] for row in self.store.adapters(project["id"])}
         with self.store.atomic() as db:
