@@ -151,7 +151,6 @@ def answer_question(settings, store, project: dict[str, Any], question: str, k: 
     to answer, the passages come back with a note saying why. With `on_draft`, the model's
     answer streams: `on_draft` gets its text so far as it grows (before it is checked), and
     `stop` being set ends it (Stopped)."""
-    from functools import partial
 
     from bot.arena.battles import adapter_of
     from bot.arena.promotion import default_variant
@@ -170,14 +169,24 @@ def answer_question(settings, store, project: dict[str, Any], question: str, k: 
         result = answer(question, hits, None, embed)
         result["note"] = f"{exc.message}. Here are the most relevant passages instead."
         return {**result, "variant": None}
-    if on_draft is None:
-        return {**answer(question, hits, partial(client.chat, model=model, **GENERATION), embed, relevant),
-                "variant": variant}
-
     def generate(messages: list[dict[str, str]]) -> str:
+        if on_draft is None:
+            return client.chat(messages, model=model, **GENERATION)
         return client.complete_streamed(messages, model, on_text=on_draft, stop=stop, **GENERATION).text
 
-    return {**answer(question, hits, generate, embed, relevant), "variant": variant}
+    def served(messages: list[dict[str, str]]) -> str:
+        from bot.serving.client import ModelNotServed
+
+        try:
+            return generate(messages)
+        except ModelNotServed:  # a server (vLLM) that lost or never loaded the promoted adapter: load it, once
+            row = store.adapter(project["id"], adapter) if adapter else None
+            if row is None:
+                raise
+            client.register_adapter(model, row["path"])
+            return generate(messages)
+
+    return {**answer(question, hits, served, embed, relevant), "variant": variant}
 
 
 def answer_replies(result: dict[str, Any], stream_key: str | None = None, feedback: tuple = ()) -> list[Reply]:
